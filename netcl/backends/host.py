@@ -124,7 +124,8 @@ class HostBackend:
 
     def slice(self, x: np.ndarray, index: tuple) -> np.ndarray:
         """A view of ``x`` through ``index``: one ``slice`` (with int start,
-        stop, step; step may be negative) or int per axis, ints dropping the
+        stop, step; step may be negative, and then stop may be None meaning
+        "through index 0") or int per axis, ints dropping the
         axis. Missing trailing axes are taken whole."""
         return x[index]
 
@@ -199,9 +200,7 @@ class HostBackend:
         Float16 and bfloat16 sums accumulate in float32."""
         fn = {"sum": np.sum, "max": np.max, "min": np.min, "prod": np.prod}[op]
         if x.dtype in _SMALL_FLOATS and op in ("sum", "prod"):
-            return fn(x, axis=axes, keepdims=keepdim, dtype=np.float32).astype(
-                x.dtype
-            )
+            return fn(x, axis=axes, keepdims=keepdim, dtype=np.float32).astype(x.dtype)
         return np.asarray(fn(x, axis=axes, keepdims=keepdim), dtype=x.dtype)
 
     def argreduce(self, op: str, x: np.ndarray, axis: int, keepdim: bool):
@@ -269,7 +268,10 @@ class HostBackend:
             for j in range(kw):
                 r0, c0 = i * dh, j * dw
                 cols[:, :, i, j] = xp[
-                    :, :, r0 : r0 + sh * (oh - 1) + 1 : sh, c0 : c0 + sw * (ow - 1) + 1 : sw
+                    :,
+                    :,
+                    r0 : r0 + sh * (oh - 1) + 1 : sh,
+                    c0 : c0 + sw * (ow - 1) + 1 : sw,
                 ]
         return cols.reshape(n, c * kh * kw, oh * ow)
 
@@ -286,7 +288,10 @@ class HostBackend:
             for j in range(kw):
                 r0, c0 = i * dh, j * dw
                 xp[
-                    :, :, r0 : r0 + sh * (oh - 1) + 1 : sh, c0 : c0 + sw * (ow - 1) + 1 : sw
+                    :,
+                    :,
+                    r0 : r0 + sh * (oh - 1) + 1 : sh,
+                    c0 : c0 + sw * (ow - 1) + 1 : sw,
                 ] += cols[:, :, i, j]
         return np.ascontiguousarray(xp[:, :, ph : ph + h, pw : pw + w])
 
@@ -307,7 +312,9 @@ class HostBackend:
         colsi = np.arange(ow)[None, :] * sw
         for i in range(kh):
             for j in range(kw):
-                v = xp[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+                v = xp[
+                    :, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw
+                ]
                 better = v > best
                 best = np.where(better, v, best)
                 pos = (rows + i - ph) * w + (colsi + j - pw)

@@ -172,7 +172,9 @@ class DeviceManager:
                     return d
             return self.devices()[0]
         if not isinstance(spec, str):
-            raise TypeError(f"device must be a str or Device, not {type(spec).__name__}")
+            raise TypeError(
+                f"device must be a str or Device, not {type(spec).__name__}"
+            )
         spec = spec.strip()
         devices = self.devices()
         if spec in ("cpu", "host"):
@@ -202,7 +204,9 @@ class DeviceManager:
 
     def _not_found_message(self, spec: str) -> str:
         lines = [f"no device {spec!r}; devices found:"]
-        lines += [f"  {d.name:6} {d.platform} / {d.description}" for d in self.devices()]
+        lines += [
+            f"  {d.name:6} {d.platform} / {d.description}" for d in self.devices()
+        ]
         if self._opencl_error:
             lines.append(f"OpenCL failed to load: {self._opencl_error}")
         lines.append(HOW_TO_GET_OPENCL)
