@@ -162,7 +162,10 @@ class HostBackend:
             a32 = a.astype(np.float32) if isinstance(a, np.ndarray) else a
             b32 = b.astype(np.float32) if isinstance(b, np.ndarray) else b
             out = self.binary(op, a32, b32)
-            return out if out.dtype == np.bool_ else out.astype(small)
+            if out.dtype == np.bool_:
+                return out
+            with np.errstate(over="ignore"):  # overflow to inf is the answer
+                return out.astype(small)
         fn = _BINARY.get(op)
         if fn is not None:
             out = fn(a, b)
