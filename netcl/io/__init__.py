@@ -1,0 +1,1 @@
+"""Saving and loading netcl models and training checkpoints."""
