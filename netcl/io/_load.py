@@ -369,5 +369,8 @@ def _prefix_hint(missing: list[str], unexpected: list[str]) -> str:
                 prefix = first[: -len(short)]
                 if {k[len(prefix) :] for k in extra if k.startswith(prefix)} == wanted:
                     fix = f"; pass strip_prefix={prefix!r}" if side == "saved" else ""
-                    return f"  (the keys differ only by the prefix {prefix!r} on the {side} side{fix})"
+                    return (
+                        f"  (the keys differ only by the prefix {prefix!r} on the "
+                        f"{side} side{fix})"
+                    )
     return ""

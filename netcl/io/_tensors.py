@@ -154,12 +154,16 @@ def make_tensor(data: np.ndarray, dtype_name: str, device: Any) -> Any:
         return np.array(data)
     import netcl
 
-    return netcl.tensor(np.array(data), dtype=dtype_name, device=device)
+    # netcl.tensor copies once, straight from ``data`` (which may view the file).
+    return netcl.tensor(data, dtype=dtype_name, device=device)
 
 
 def copy_into(target: Any, data: np.ndarray) -> None:
     """Write ``data`` into ``target`` in place, on the target's device."""
     if is_tensor(target):
-        target.copy_(data)
+        from netcl.core.autograd import no_grad
+
+        with no_grad():  # restoring a parameter is not a step to differentiate
+            target.copy_(data)
     else:
         np.copyto(target, data)
