@@ -19,6 +19,8 @@ from netcl.backends.opencl.array import CLArray, collapse_dims
 __all__ = ["matmul"]
 
 _MR, _NR = 8, 16
+_GROUP = (4, 16)
+_MIN_GROUPS = 8
 _INT_MAX = 2**31 - 1
 
 
@@ -90,8 +92,23 @@ def _gemm_f32(backend, a, b, out, batch, bsa, bsb, m, n, k):
     args = [out.base, out.offset, m * n]
     args += [a.base, a.offset, a.strides[-2], a.strides[-1], bsa]
     args += [b.base, b.offset, ldb, bsb, m, n, k]
-    grid = (-(-n // _NR), -(-m // _MR), batch)
-    kernel(backend.queue, grid, None, *args)
+    grid, local = _work_groups(-(-n // _NR), -(-m // _MR), batch)
+    kernel(backend.queue, grid, local, *args)
+
+
+def _work_groups(cols: int, rows: int, batch: int):
+    """Grid and work-group shape for ``cols`` x ``rows`` blocks of C.
+
+    PoCL runs one work-group on one core, work-item by work-item, so a group
+    of 4 column blocks by 16 row blocks (a 128 x 64 piece of C) reuses the
+    same B columns and A rows from cache. Smaller problems get smaller
+    groups so that there are enough of them to keep every core busy.
+    """
+    lc, lr = min(_GROUP[0], cols), min(_GROUP[1], rows)
+    while lr > 1 and -(-cols // lc) * -(-rows // lr) * batch < _MIN_GROUPS:
+        lr //= 2
+    grid = (-(-cols // lc) * lc, -(-rows // lr) * lr, batch)
+    return grid, (lc, lr, 1)
 
 
 def _simple_source(dt: np.dtype) -> str:
