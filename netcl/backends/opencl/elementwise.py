@@ -78,12 +78,15 @@ def _source(expr, kinds, ct, rt, out_dt, ndim, idx, contig):
 
 
 def _decompose(arrays, ndim, idx):
-    """C lines turning the flat output index ``i`` into each operand's
-    element index, innermost axis first."""
-    lines = [f"    {idx} io = out_off;"]
-    lines += [f"    {idx} i{k} = o{k};" for k in arrays]
-    lines.append(f"    {idx} r = i, c;")
-    for d in reversed(range(ndim)):
+    """C lines turning the work-item's position into each operand's element
+    index. The innermost axis is the launch's first dimension and the other
+    axes are flattened into its second, so only the second is divided into
+    coordinates."""
+    last = ndim - 1
+    lines = [f"    {idx} io = out_off + i * os{last};"]
+    lines += [f"    {idx} i{k} = o{k} + i * s{k}_{last};" for k in arrays]
+    lines.append(f"    {idx} r = get_global_id(1), c;")
+    for d in reversed(range(last)):
         if d > 0:
             lines.append(f"    c = r % n{d}; r = r / n{d};")
         else:
@@ -139,5 +142,6 @@ def launch_elementwise(backend, name, expr, operands, ct, rt, out: CLArray):
         for s in strides:
             args += list(s)
     kernel = backend.kernels.get(key, generate, arg_types)
-    kernel(backend.queue, (out.size,), None, *args)
+    grid = (out.size,) if contig else (shape[-1], out.size // shape[-1])
+    kernel(backend.queue, grid, None, *args)
     return out
