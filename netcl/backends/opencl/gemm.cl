@@ -75,3 +75,72 @@ __kernel void gemm_f32(__global float *C, int coff, int bsc,
         }
     }
 }
+
+// The same product when B is the transpose of a row-major matrix (B[k, j]
+// at j * ldb + k) and A is row-major: C = A @ W.T, a linear layer's forward
+// pass. Both operands are then contiguous along k, so each work-item keeps a
+// 4 x 4 block of C as sixteen 8-wide partial sums along k and adds each
+// vector's lanes together at the end.
+
+typedef float floatu8 __attribute__((ext_vector_type(8), aligned(4)));
+
+inline float netcl_hsum8(floatu8 v) {
+    float4 h = v.s0123 + v.s4567;
+    return (h.s0 + h.s1) + (h.s2 + h.s3);
+}
+
+#define LOAD8(p) (*(__global const floatu8 *)(p))
+
+__kernel void gemm_nt_f32(__global float *C, int coff, int bsc,
+                          __global const float *A, int aoff, int lda, int bsa,
+                          __global const float *B, int boff, int ldb, int bsb,
+                          int M, int N, int K) {
+    int j0 = get_global_id(0) * 4;
+    int i0 = get_global_id(1) * 4;
+    int bt = get_global_id(2);
+    A += aoff + bt * bsa + i0 * lda;
+    B += boff + bt * bsb + j0 * ldb;
+    C += coff + bt * bsc + i0 * N + j0;
+    int rows = min(4, M - i0);
+    int cols = min(4, N - j0);
+    if (rows <= 0 || cols <= 0) return;
+
+    float s[4][4] = {{0}};
+    int k = 0;
+    if (rows == 4 && cols == 4) {
+        floatu8 c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+        floatu8 c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+        floatu8 c20 = 0, c21 = 0, c22 = 0, c23 = 0;
+        floatu8 c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+        for (; k + 8 <= K; k += 8) {
+            floatu8 b0 = LOAD8(B + k), b1 = LOAD8(B + ldb + k);
+            floatu8 b2 = LOAD8(B + 2 * ldb + k), b3 = LOAD8(B + 3 * ldb + k);
+            floatu8 a = LOAD8(A + k);
+            c00 += a * b0; c01 += a * b1; c02 += a * b2; c03 += a * b3;
+            a = LOAD8(A + lda + k);
+            c10 += a * b0; c11 += a * b1; c12 += a * b2; c13 += a * b3;
+            a = LOAD8(A + 2 * lda + k);
+            c20 += a * b0; c21 += a * b1; c22 += a * b2; c23 += a * b3;
+            a = LOAD8(A + 3 * lda + k);
+            c30 += a * b0; c31 += a * b1; c32 += a * b2; c33 += a * b3;
+        }
+        s[0][0] = netcl_hsum8(c00); s[0][1] = netcl_hsum8(c01);
+        s[0][2] = netcl_hsum8(c02); s[0][3] = netcl_hsum8(c03);
+        s[1][0] = netcl_hsum8(c10); s[1][1] = netcl_hsum8(c11);
+        s[1][2] = netcl_hsum8(c12); s[1][3] = netcl_hsum8(c13);
+        s[2][0] = netcl_hsum8(c20); s[2][1] = netcl_hsum8(c21);
+        s[2][2] = netcl_hsum8(c22); s[2][3] = netcl_hsum8(c23);
+        s[3][0] = netcl_hsum8(c30); s[3][1] = netcl_hsum8(c31);
+        s[3][2] = netcl_hsum8(c32); s[3][3] = netcl_hsum8(c33);
+    }
+    // The last K % 8 steps, or the whole of a partial edge block.
+    for (int r = 0; r < rows; ++r) {
+        for (int q = 0; q < cols; ++q) {
+            float acc = s[r][q];
+            for (int kk = k; kk < K; ++kk) {
+                acc += A[r * lda + kk] * B[q * ldb + kk];
+            }
+            C[r * N + q] = acc;
+        }
+    }
+}

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from netcl.backends.opencl import clc
-from netcl.backends.opencl.array import CLArray
+from netcl.backends.opencl.array import CLArray, collapse_dims, contiguous_strides
 
 __all__ = [
     "adam_step",
@@ -36,11 +36,13 @@ _F = {"float": np.float32, "double": np.float64}
 
 
 def _run(backend, key, source, name, dtypes, arg_types, size, args):
-    """Compile (once) and launch kernel ``name`` over ``size`` work-items."""
-    if size == 0:
+    """Compile (once) and launch kernel ``name`` over ``size`` work-items
+    (an int, or a tuple for a multi-dimensional launch)."""
+    grid = size if isinstance(size, tuple) else (size,)
+    if math.prod(grid) == 0:
         return
     kernel = backend.kernels.get(key, lambda: (source(), name, dtypes), arg_types)
-    kernel(backend.queue, (size,), None, *args)
+    kernel(backend.queue, grid, None, *args)
 
 
 def _float_compute(op: str, backend, dt: np.dtype) -> str:
@@ -399,6 +401,30 @@ def _dense_params(backend, arrays):
     return work, write_back
 
 
+def _grad_layout(backend, p: CLArray, g: CLArray):
+    """How an update kernel reads gradient ``g`` next to contiguous ``p``.
+
+    Returns ``(g, grid, (stride0, stride1))``: work-item ``(i0, i1)`` of the
+    2-D ``grid`` updates element ``i1 * grid[0] + i0`` of ``p`` and reads
+    ``g`` at ``i0 * stride0 + i1 * stride1``. A transposed gradient (what
+    ``x.T @ grad`` gives a linear layer) is read in place this way; a layout
+    that does not fit two axes is copied first.
+    """
+    shape, (_, gs) = collapse_dims(p.shape, contiguous_strides(p.shape), g.strides)
+    if len(shape) > 2:
+        g = backend.contiguous(g)
+        shape, gs = (p.size,), (1,)
+    if len(shape) == 1:
+        return g, (shape[0], 1), (gs[0], 0)
+    return g, (shape[1], shape[0]), (gs[1], gs[0])
+
+
+_GRAD_INDEX = """
+    long i0 = get_global_id(0), i1 = get_global_id(1);
+    long i = i1 * get_global_size(0) + i0;
+    long gi = goff + i0 * gs0 + i1 * gs1;"""
+
+
 def _check_same(op, p, *others):
     for o in others:
         if o is not None and (o.shape != p.shape or o.dtype != p.dtype):
@@ -412,14 +438,13 @@ def sgd_step(backend, p, g, buf, *, lr, momentum, dampening, nesterov, wd, first
     """See :meth:`OpenCLBackend.sgd_step`: one fused in-place kernel."""
     ct = _float_compute("sgd_step", backend, p.dtype)
     _check_same("sgd_step", p, g, buf if momentum else None)
-    (p_w, g_w, b_w), write_back = _dense_params(
-        backend, [p, g, buf if momentum else None]
-    )
+    (p_w, b_w), write_back = _dense_params(backend, [p, buf if momentum else None])
+    g_w, grid, gstrides = _grad_layout(backend, p_w, g)
     dt, st = p.dtype, clc.storage_type(p.dtype)
     flags = (bool(wd), bool(momentum), bool(nesterov), bool(first))
 
     def source():
-        lines = [f"{ct} gv = {clc.load(dt, 'g', 'goff + i')};"]
+        lines = [f"{ct} gv = {clc.load(dt, 'g', 'gi')};"]
         lines.append(f"{ct} pv = {clc.load(dt, 'p', 'poff + i')};")
         if wd:
             lines.append("gv = gv + pv * wd;")
@@ -435,20 +460,19 @@ def sgd_step(backend, p, g, buf, *, lr, momentum, dampening, nesterov, wd, first
         body = "\n    ".join(lines)
         return f"""
 __kernel void sgd(__global {st} *p, long poff, __global const {st} *g, long goff,
-                  __global {st} *buf, long boff, {ct} lr, {ct} momentum, {ct} damp,
-                  {ct} wd) {{
-    long i = get_global_id(0);
+                  long gs0, long gs1, __global {st} *buf, long boff, {ct} lr,
+                  {ct} momentum, {ct} damp, {ct} wd) {{{_GRAD_INDEX}
     {body}
 }}
 """
 
     fnp = _F[ct]
     b_arr = b_w if b_w is not None else p_w
-    args = [p_w.base, p_w.offset, g_w.base, g_w.offset, b_arr.base, b_arr.offset]
-    args += [lr, momentum, 1 - dampening, wd]
-    types = [None, _L, None, _L, None, _L, fnp, fnp, fnp, fnp]
+    args = [p_w.base, p_w.offset, g_w.base, g_w.offset, *gstrides]
+    args += [b_arr.base, b_arr.offset, lr, momentum, 1 - dampening, wd]
+    types = [None, _L, None, _L, _L, _L, None, _L, fnp, fnp, fnp, fnp]
     key = ("sgd", dt, flags)
-    _run(backend, key, source, "sgd", [dt], types, p.size, args)
+    _run(backend, key, source, "sgd", [dt], types, grid, args)
     write_back()
 
 
@@ -456,13 +480,14 @@ def adam_step(backend, p, g, m, v, *, lr, beta1, beta2, eps, wd, decoupled, step
     """See :meth:`OpenCLBackend.adam_step`: one fused in-place kernel."""
     ct = _float_compute("adam_step", backend, p.dtype)
     _check_same("adam_step", p, g, m, v)
-    (p_w, g_w, m_w, v_w), write_back = _dense_params(backend, [p, g, m, v])
+    (p_w, m_w, v_w), write_back = _dense_params(backend, [p, m, v])
+    g_w, grid, gstrides = _grad_layout(backend, p_w, g)
     dt, st = p.dtype, clc.storage_type(p.dtype)
     mode = "decoupled" if wd and decoupled else ("l2" if wd else "none")
 
     def source():
         lines = [
-            f"{ct} gv = {clc.load(dt, 'g', 'goff + i')};",
+            f"{ct} gv = {clc.load(dt, 'g', 'gi')};",
             f"{ct} pv = {clc.load(dt, 'p', 'poff + i')};",
         ]
         if mode == "decoupled":
@@ -480,21 +505,20 @@ def adam_step(backend, p, g, m, v, *, lr, beta1, beta2, eps, wd, decoupled, step
         body = "\n    ".join(lines)
         return f"""
 __kernel void adam(__global {st} *p, long poff, __global const {st} *g, long goff,
-                   __global {st} *m, long moff, __global {st} *v, long voff,
-                   {ct} b1, {ct} one_b1, {ct} b2, {ct} one_b2, {ct} eps, {ct} wd,
-                   {ct} decay, {ct} step_size, {ct} sqrt_bias2) {{
-    long i = get_global_id(0);
+                   long gs0, long gs1, __global {st} *m, long moff, __global {st} *v,
+                   long voff, {ct} b1, {ct} one_b1, {ct} b2, {ct} one_b2, {ct} eps,
+                   {ct} wd, {ct} decay, {ct} step_size, {ct} sqrt_bias2) {{{_GRAD_INDEX}
     {body}
 }}
 """
 
     bias1, bias2 = 1 - beta1**step, 1 - beta2**step
     fnp = _F[ct]
-    args = [p_w.base, p_w.offset, g_w.base, g_w.offset]
+    args = [p_w.base, p_w.offset, g_w.base, g_w.offset, *gstrides]
     args += [m_w.base, m_w.offset, v_w.base, v_w.offset]
     args += [beta1, 1 - beta1, beta2, 1 - beta2, eps, wd, 1 - lr * wd]
     args += [lr / bias1, math.sqrt(bias2)]
-    types = [None, _L] * 4 + [fnp] * 9
+    types = [None, _L, None, _L, _L, _L] + [None, _L] * 2 + [fnp] * 9
     key = ("adam", dt, mode)
-    _run(backend, key, source, "adam", [dt], types, p.size, args)
+    _run(backend, key, source, "adam", [dt], types, grid, args)
     write_back()

@@ -60,13 +60,15 @@ def matmul(backend, a: CLArray, b: CLArray) -> CLArray:
     if k == 0:
         backend.assign(out, 0)
         return out
-    if a.dtype == np.float32:
-        if b.strides[-1] != 1 and b.shape[-1] != 1:
+    if a.dtype == np.float32 and _fits_int(a, b, out):
+        if _unit(a, -1) and _unit(b, -2) and not _unit(b, -1):
+            _gemm_f32(backend, "gemm_nt_f32", a, b, out, batch, bsa, bsb)
+            return out
+        if not _unit(b, -1):
             b = backend.contiguous(b)
             _, (bsa, bsb) = _batch_layout(a, b)
-        if _fits_int(a, b, out):
-            _gemm_f32(backend, a, b, out, batch, bsa, bsb, m, n, k)
-            return out
+        _gemm_f32(backend, "gemm_f32", a, b, out, batch, bsa, bsb)
+        return out
     _gemm_simple(backend, a, b, out, batch, bsa, bsb, m, n, k)
     return out
 
@@ -80,19 +82,35 @@ def _fits_int(*arrays) -> bool:
     return True
 
 
-def _gemm_f32(backend, a, b, out, batch, bsa, bsb, m, n, k):
+def _unit(x: CLArray, axis: int) -> bool:
+    """Whether ``x``'s elements along ``axis`` are adjacent in memory."""
+    return x.strides[axis] == 1 or x.shape[axis] == 1
+
+
+def _gemm_f32(backend, name, a, b, out, batch, bsa, bsb):
+    """Launch ``gemm_f32`` (B with unit column stride) or ``gemm_nt_f32``
+    (A and B both with unit stride along K)."""
+
     def generate():
         source = resources.files(__package__).joinpath("gemm.cl").read_text()
-        return source, "gemm_f32", [np.dtype(np.float32)]
+        return source, name, [np.dtype(np.float32)]
 
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     i32 = np.int32
-    arg_types = [None, i32, i32, None] + [i32] * 4 + [None] + [i32] * 6
-    kernel = backend.kernels.get(("gemm_f32",), generate, arg_types)
-    ldb = b.strides[-2] if k > 1 else n
     args = [out.base, out.offset, m * n]
-    args += [a.base, a.offset, a.strides[-2], a.strides[-1], bsa]
-    args += [b.base, b.offset, ldb, bsb, m, n, k]
-    grid, local = _work_groups(-(-n // _NR), -(-m // _MR), batch)
+    if name == "gemm_f32":
+        arg_types = [None, i32, i32, None] + [i32] * 4 + [None] + [i32] * 6
+        ldb = b.strides[-2] if k > 1 else n
+        args += [a.base, a.offset, a.strides[-2], a.strides[-1], bsa]
+        args += [b.base, b.offset, ldb, bsb, m, n, k]
+        grid, local = _work_groups(-(-n // _NR), -(-m // _MR), batch)
+    else:
+        arg_types = [None, i32, i32, None] + [i32] * 3 + [None] + [i32] * 6
+        lda = a.strides[-2] if m > 1 else k
+        ldb = b.strides[-1] if n > 1 else k
+        args += [a.base, a.offset, lda, bsa, b.base, b.offset, ldb, bsb, m, n, k]
+        grid, local = _work_groups(-(-n // 4), -(-m // 4), batch)
+    kernel = backend.kernels.get((name,), generate, arg_types)
     kernel(backend.queue, grid, local, *args)
 
 
