@@ -138,9 +138,9 @@ class HostBackend:
             return self.unary(op, x.astype(np.float32)).astype(x.dtype)
         fn = _UNARY.get(op)
         if fn is not None:
-            return fn(x)
+            return np.asarray(fn(x))  # ufuncs turn 0-d arrays into scalars
         if op == "relu":
-            return np.maximum(x, 0)
+            return np.asarray(np.maximum(x, 0))
         if op == "sigmoid":
             return _sigmoid(x)
         if op == "gelu":
@@ -168,7 +168,7 @@ class HostBackend:
                 return out.astype(small)
         fn = _BINARY.get(op)
         if fn is not None:
-            out = fn(a, b)
+            out = np.asarray(fn(a, b))
             dt = _array_dtype(a, b)
             if out.dtype != dt and out.dtype != np.bool_:
                 out = out.astype(dt)
@@ -396,7 +396,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _array_dtype(a, b) -> np.dtype:
-    return a.dtype if isinstance(a, np.ndarray) else np.asarray(b).dtype
+    return a.dtype if isinstance(a, (np.ndarray, np.generic)) else np.asarray(b).dtype
 
 
 def _small_dtype(a, b):

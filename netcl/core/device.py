@@ -46,7 +46,7 @@ class Device:
     _context: Any = field(default=None, repr=False)
     _queue: Any = field(default=None, repr=False)
     _backend: Any = field(default=None, repr=False)
-    _lock: Any = field(default_factory=threading.Lock, repr=False)
+    _lock: Any = field(default_factory=threading.RLock, repr=False)
 
     @property
     def is_host(self) -> bool:
