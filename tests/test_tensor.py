@@ -134,10 +134,9 @@ def test_broadcast_forward_and_backward(shapes, op, seed, transpose):
             expect_b = np.broadcast_to(np.ones_like(b), ref.shape).sum()
             np.testing.assert_allclose(tb.grad.numpy().sum(), expect_b)
         if op == "mul":
-            ga = np.broadcast_to(b, ref.shape)
-            if transpose:
-                ga = ga.T
-            ga = _sum_to(ga, a.shape)
+            x_shape = a.T.shape if transpose else a.shape
+            gx = _sum_to(np.broadcast_to(b, ref.shape), x_shape)
+            ga = gx.T if transpose else gx
             np.testing.assert_allclose(ta.grad.numpy(), ga, rtol=1e-10)
 
 

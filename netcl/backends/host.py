@@ -104,7 +104,7 @@ class HostBackend:
         return x.astype(dtype)
 
     def contiguous(self, x: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(x)
+        return x if x.flags.c_contiguous else x.copy(order="C")
 
     def synchronize(self) -> None:
         """Wait for all queued work (nothing to wait for on the host)."""

@@ -244,7 +244,7 @@ class Tensor:
             host = host.astype(self.dtype.np)
         if host.shape != self.shape:
             host = np.broadcast_to(host, self.shape)
-        B.write(self._data, np.ascontiguousarray(host))
+        B.write(self._data, np.asarray(host, order="C"))
         return self
 
     def fill_(self, value) -> Tensor:
