@@ -1,0 +1,97 @@
+"""Differentiable operations that layers need beyond the core tensor ops.
+
+Like :mod:`netcl.core.functions`, each class is a
+:class:`~netcl.core.autograd.Function` written only against backend
+primitives, so it runs unchanged on the host and on OpenCL devices.
+:mod:`netcl.nn.functional` checks arguments and calls these.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from netcl.core.autograd import Function
+
+__all__ = ["CrossEntropy", "Im2col", "MaxPool2d"]
+
+
+class Im2col(Function):
+    """Patches of an (N, C, H, W) input as (N, C*kh*kw, OH*OW).
+
+    The backward pass is the adjoint, ``col2im``, which sums each patch
+    gradient back onto the pixels it was read from.
+    """
+
+    def forward(self, x, kh, kw, stride, padding):
+        self.args = (tuple(x.shape), kh, kw, stride, padding)
+        return self.B.im2col(x, kh, kw, stride, padding)
+
+    def backward(self, g):
+        x_shape, kh, kw, stride, padding = self.args
+        return self.B.col2im(self.B.contiguous(g), x_shape, kh, kw, stride, padding)
+
+
+class MaxPool2d(Function):
+    """Max over 2-D windows; the gradient goes to each window's winner."""
+
+    def forward(self, x, kernel, stride, padding):
+        out, argmax = self.B.max_pool2d(x, kernel, stride, padding)
+        self.argmax, self.x_shape = argmax, tuple(x.shape)
+        return out
+
+    def backward(self, g):
+        return self.B.max_pool2d_backward(
+            self.B.contiguous(g), self.argmax, self.x_shape
+        )
+
+
+class CrossEntropy(Function):
+    """Softmax cross-entropy of (N, C) logits against N class indices, fused.
+
+    Forward computes ``log_softmax`` once and the loss from it; backward is
+    ``(softmax - q) * grad`` where ``q`` is the target distribution: the
+    one-hot target, mixed with the uniform distribution when label smoothing
+    is on. Rows whose target is ``ignore_index`` contribute nothing, and the
+    mean divides by the number of other rows.
+    """
+
+    def forward(self, x, target, reduction, label_smoothing, ignore_index):
+        B = self.B
+        n, c = x.shape
+        logp = B.log_softmax(x, 1)
+
+        # One-hot targets: compare every class index with the row's target.
+        classes = B.expand(B.reshape(B.arange(0, c, 1, np.int64), (1, c)), (n, c))
+        wanted = B.expand(B.reshape(target, (n, 1)), (n, c))
+        q = B.astype(B.binary("eq", classes, wanted), x.dtype)
+        valid = B.astype(B.binary("ne", target, ignore_index), x.dtype)
+        if label_smoothing:
+            spread = B.binary("mul", B.reshape(valid, (n, 1)), label_smoothing / c)
+            q = B.binary("mul", q, 1.0 - label_smoothing)
+            q = B.binary("add", q, B.expand(spread, (n, c)))
+
+        per_row = B.unary("neg", B.reduce("sum", B.binary("mul", q, logp), (1,), False))
+        self.logp, self.q, self.valid, self.reduction = logp, q, valid, reduction
+        if reduction == "none":
+            return per_row
+        total = B.reduce("sum", per_row, (0,), False)
+        if reduction == "sum":
+            return total
+        self.count = B.reduce("sum", valid, (0,), False)
+        return B.binary("div", total, self.count)
+
+    def backward(self, g):
+        B = self.B
+        n, c = self.logp.shape
+
+        # Each valid row's q sums to 1, so d(loss)/d(x) = softmax * valid - q.
+        valid = B.expand(B.reshape(self.valid, (n, 1)), (n, c))
+        d = B.binary("sub", B.binary("mul", B.unary("exp", self.logp), valid), self.q)
+
+        if self.reduction == "none":
+            scale = B.reshape(B.contiguous(g), (n, 1))
+        else:
+            if self.reduction == "mean":
+                g = B.binary("div", g, self.count)
+            scale = B.reshape(B.contiguous(g), (1, 1))
+        return B.binary("mul", d, B.expand(scale, (n, c))), None
