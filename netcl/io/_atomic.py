@@ -32,6 +32,7 @@ __all__ = [
     "fsync_dir",
     "remove_leftovers",
     "temp_name",
+    "with_path",
 ]
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class PendingFile:
         try:
             self.file: BinaryIO = open(self.path, "xb")
         except OSError as exc:
-            raise _with_path(exc, self.target) from exc
+            raise with_path(exc, self.target) from exc
 
     def finish(self) -> None:
         """Flush the data to stable storage and close the file."""
@@ -107,7 +108,7 @@ class PendingFile:
             os.fsync(self.file.fileno())
             self.file.close()
         except OSError as exc:
-            raise _with_path(exc, self.target) from exc
+            raise with_path(exc, self.target) from exc
 
     def commit(self, sync_dir: bool = True) -> None:
         """Move the finished file over the target (atomically) and make it last."""
@@ -116,7 +117,7 @@ class PendingFile:
             if sync_dir:
                 fsync_dir(os.path.dirname(self.target))
         except OSError as exc:
-            raise _with_path(exc, self.target) from exc
+            raise with_path(exc, self.target) from exc
 
     def discard(self) -> None:
         """Close and delete the temporary file; never raises."""
@@ -148,8 +149,8 @@ def atomic_write(target: StrPath) -> Iterator[BinaryIO]:
         raise
 
 
-def _with_path(exc: OSError, path: str) -> OSError:
-    """The same kind of OSError, with ``path`` as its filename."""
+def with_path(exc: OSError, path: str) -> OSError:
+    """The same kind of OSError, naming ``path`` as the file it concerns."""
     if exc.filename == path:
         return exc
     return type(exc)(exc.errno, exc.strerror or str(exc), path)

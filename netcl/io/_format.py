@@ -257,7 +257,7 @@ class ArrayFile:
         if len(self._map) < NPYS_HEADER.size:
             raise self.error("not a netcl npys array file (too short)")
         magic, version, _, raw_id = NPYS_HEADER.unpack_from(self._map, 0)
-        if magic != NPYS_MAGIC:
+        if magic != NPYS_MAGIC or self._map[32:64].count(0) != 32:
             raise self.error(f"not a netcl npys array file (magic {magic!r})")
         if version > FORMAT_VERSION:
             raise self.error(
@@ -307,9 +307,17 @@ class ArrayFile:
             raise self.error("damaged: its .npy header does not match the record", name)
         if verify and crc32(record) != info["crc32"]:
             raise self.error("damaged: checksum mismatch (bytes changed on disk)", name)
+        if verify and self.fmt == "npy":
+            self._check_padding(name, info["offset"] + len(record))
         count = info["nbytes"] // storage.itemsize
         data = np.frombuffer(record, storage, count=count, offset=len(header))
         return data.reshape(shape)
+
+    def _check_padding(self, name: str, end: int) -> None:
+        """The bytes between a record and the next 64-byte boundary are zero."""
+        padding = self._map[end : min(end + (-end % 64), len(self._map))]
+        if padding.count(0) != len(padding):
+            raise self.error("damaged: non-zero bytes after the array's data", name)
 
     def _record_bytes(self, name: str, size: int, info: dict) -> Any:
         if self.fmt == "npy":

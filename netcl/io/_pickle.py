@@ -27,6 +27,8 @@ ALLOWED_GLOBALS = frozenset(
         ("numpy._core.numeric", "_frombuffer"),
         ("collections", "OrderedDict"),
         ("builtins", "complex"),
+        # Protocols 0-2 spell bytes as a str encoded back to latin-1.
+        ("_codecs", "encode"),
     }
 )
 

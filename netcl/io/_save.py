@@ -100,11 +100,13 @@ def write_pair(base: str, record: dict, leaves: list, fmt: str, compress: bool) 
         kept = _keep_previous(target)
         pending[0].commit()
         pending[1].commit()
-    except BaseException:
+    except BaseException as exc:
         for item in pending:
             item.discard()
         if kept and _load.committed_id(base) != ckpt_id:
             _restore_previous(target)
+        if isinstance(exc, OSError) and not exc.filename:
+            raise _atomic.with_path(exc, target) from exc
         raise
     _remove_stale(base, fmt)
     log.info("saved checkpoint %s (%s, %d arrays)", base, fmt, len(leaves))
