@@ -276,3 +276,68 @@ def test_init_on_parameters_needs_no_no_grad():
     w = nn.Parameter(netcl.empty(3, 3))
     init.kaiming_uniform_(w)
     assert w.requires_grad and w.grad is None
+
+
+# ---- the same model on an OpenCL device -------------------------------------------
+
+
+def _cnn():
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(0.3),
+        nn.AvgPool2d(2, padding=1),
+        nn.Flatten(),
+        nn.Linear(4 * 2 * 2, 5),
+        nn.LayerNorm(5),
+        nn.GELU(),
+    )
+
+
+def _train_step(net, device):
+    rng = np.random.default_rng(0)
+    x = netcl.tensor(rng.standard_normal((3, 2, 4, 4)), netcl.float32, device)
+    t = netcl.tensor([0, 4, 2], device=device)
+    loss = nn.functional.cross_entropy(net(x), t, label_smoothing=0.1)
+    loss.backward()
+    net.eval()
+    out = net(x)
+    return loss.item(), out.numpy()
+
+
+@pytest.mark.opencl
+def test_cnn_train_step_matches_host_on_opencl(cl_device):
+    netcl.manual_seed(3)
+    host = _cnn()
+    dev = _cnn()
+    dev.load_state_dict(host.state_dict())
+    dev.to(cl_device)
+
+    # Same seed, fresh default generators: the dropout masks agree.
+    netcl.manual_seed(11)
+    host_loss, host_out = _train_step(host, "cpu")
+    netcl.manual_seed(11)
+    dev_loss, dev_out = _train_step(dev, cl_device)
+
+    assert abs(host_loss - dev_loss) < 1e-5
+    np.testing.assert_allclose(dev_out, host_out, rtol=1e-4, atol=1e-5)
+    for (name, p), q in zip(host.named_parameters(), dev.parameters()):
+        np.testing.assert_allclose(
+            q.grad.numpy(), p.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=name
+        )
+    for (name, b), c in zip(host.named_buffers(), dev.buffers()):
+        np.testing.assert_allclose(c.numpy(), b.numpy(), rtol=1e-5, err_msg=name)
+
+
+def test_linear_follows_autocast():
+    from netcl.core.autocast import set_autocast_dtype
+
+    lin = nn.Linear(3, 2)
+    prev = set_autocast_dtype(netcl.float16)
+    try:
+        out = lin(netcl.ones(4, 3))
+    finally:
+        set_autocast_dtype(prev)
+    assert out.dtype is netcl.float16 and out.shape == (4, 2)
