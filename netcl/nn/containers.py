@@ -62,6 +62,16 @@ class _Indexed(_Container):
         doomed = keys[idx] if isinstance(idx, slice) else [self._key(idx)]
         for key in doomed:
             del self._modules[key]
+        self._renumber()
+
+    def _renumber(self) -> None:
+        # Children named by position stay named 0, 1, 2 ... after a change;
+        # children given names of their own keep them.
+        if all(k.isdigit() for k in self._modules):
+            items = list(self._modules.values())
+            self._modules.clear()
+            for i, m in enumerate(items):
+                self._modules[str(i)] = m
 
     def append(self, module: Module) -> _Indexed:
         """Add ``module`` at the end (named by the next free position);

@@ -184,6 +184,14 @@ CASES = [
         [(5, 4)],
     ),
     (
+        "nll_loss_ignore_sum",
+        lambda x: F.nll_loss(
+            x, netcl.tensor(TARGET_IGNORE, device=x.device), reduction="sum"
+        ),
+        lambda x: -x[[0, 2, 3], TARGET_IGNORE[[0, 2, 3]]].sum(),
+        [(5, 4)],
+    ),
+    (
         "mse_loss",
         lambda a, b: F.mse_loss(a, b),
         lambda a, b: ((a - b) ** 2).mean(),

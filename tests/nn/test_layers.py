@@ -119,7 +119,7 @@ def test_sequential_indexing_and_append():
     net[1] = nn.Tanh()
     assert isinstance(net[1], nn.Tanh)
     del net[1]
-    assert list(net.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert list(net.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
     named = nn.Sequential({"enc": nn.Linear(1, 1)})
     assert list(named.state_dict()) == ["enc.weight", "enc.bias"]
     with pytest.raises(TypeError, match="Modules"):
