@@ -21,10 +21,11 @@ loss, which also waits for the device to finish the step, so OpenCL timings
 are honest.
 
 Each implementation runs ``--warmup`` untimed steps (kernel compiles, caches),
-then ``--repeats`` timed repetitions of ``--steps`` steps; the table shows
-samples/s, best and median over the repetitions, and the ratios netcl host /
-PyTorch and netcl OpenCL / tinygrad. The machine may be shared and noisy:
-compare ratios taken within one run.
+then ``--repeats`` timed repetitions of ``--steps`` steps, taken in turns
+across the implementations so that load from elsewhere is shared out. The
+table shows samples/s, best and median over the repetitions, and the ratios
+netcl host / PyTorch and netcl OpenCL / tinygrad. The machine may be shared
+and noisy: compare ratios taken within one run.
 
 Run: ``python bench/train_step.py [--steps 20] [--repeats 5] [--skip torch]``
 """
@@ -243,20 +244,22 @@ def tinygrad_step(weights, batches) -> tuple[Step, Callable]:
 # ---- timing -------------------------------------------------------------------
 
 
-def measure(step: Step, sync: Callable, warmup: int, steps: int, repeats: int):
-    """(first loss, last loss, samples/s of each repetition)."""
+def warm_up(step: Step, sync: Callable, warmup: int) -> float:
+    """Run ``warmup`` untimed steps (at least one); the first step's loss."""
     first = step(0)
     for i in range(1, warmup):
         step(i)
     sync()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for i in range(steps):
-            last = step(i)
-        sync()
-        rates.append(steps * BATCH / (time.perf_counter() - start))
-    return first, last, rates
+    return first
+
+
+def time_repeat(step: Step, sync: Callable, steps: int) -> tuple[float, float]:
+    """(samples/s over ``steps`` steps, the last step's loss)."""
+    start = time.perf_counter()
+    for i in range(steps):
+        last = step(i)
+    sync()
+    return steps * BATCH / (time.perf_counter() - start), last
 
 
 def build(name: str, weights, batches):
@@ -292,7 +295,6 @@ def main() -> None:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
 
     weights, batches = make_weights(), make_batches()
-    results = {}
     print(
         f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, float32, SGD lr {LR}; "
         f"{args.repeats} x {args.steps} steps after {args.warmup} warm-up"
@@ -301,17 +303,33 @@ def main() -> None:
         f"{'implementation':<14} {'best':>9} {'median':>9}  "
         f"{'first loss':>10} {'last loss':>10}"
     )
+    built = {}
     for name in NAMES:
         if any(s in name for s in skip):
             continue
-        built = build(name, weights, batches)
-        if isinstance(built, str):
-            print(f"{name:<14} {built}")
-            continue
-        first, last, rates = measure(*built, args.warmup, args.steps, args.repeats)
-        results[name] = (max(rates), statistics.median(rates))
-        best, median = results[name]
-        print(f"{name:<14} {best:9.0f} {median:9.0f}  {first:10.6f} {last:10.6f}")
+        step = build(name, weights, batches)
+        if isinstance(step, str):
+            print(f"{name:<14} {step}")
+        else:
+            built[name] = step
+    first = {name: warm_up(*step, args.warmup) for name, step in built.items()}
+
+    # Repetitions go round the implementations in turn, so a burst of load
+    # from elsewhere on the machine hurts them all alike.
+    rates = {name: [] for name in built}
+    last = {}
+    for _ in range(args.repeats):
+        for name, step in built.items():
+            rate, last[name] = time_repeat(*step, args.steps)
+            rates[name].append(rate)
+
+    results = {}
+    for name in built:
+        results[name] = best, median = max(rates[name]), statistics.median(rates[name])
+        print(
+            f"{name:<14} {best:9.0f} {median:9.0f}  "
+            f"{first[name]:10.6f} {last[name]:10.6f}"
+        )
 
     for num, den, target in (
         ("netcl host", "torch", "target >= 0.67, i.e. within 1.5x"),
