@@ -223,3 +223,53 @@ def test_string_and_array_keys_are_accepted():
     opt.load_state_dict(sd)
     assert [s["step"] for s in opt.state.values()] == [1, 1, 1]
     assert all(type(s["step"]) is int for s in opt.state.values())
+
+
+def test_resume_through_a_checkpoint_file(device, tmp_path):
+    # Optimizer, scheduler and scaler state saved to disk together and loaded
+    # back (onto the host) must continue exactly as the uninterrupted run.
+    checkpoint = pytest.importorskip("netcl.io.checkpoint")
+    from netcl.amp import GradScaler
+    from netcl.optim.lr_scheduler import CosineAnnealingLR
+
+    def make():
+        params = _params(device)
+        opt = _make(AdamW, params)
+        return params, opt, CosineAnnealingLR(opt, T_max=8), GradScaler()
+
+    def train(run, first, steps):
+        params, opt, sched, scaler = run
+        for k in range(first, first + steps):
+            for p, g in zip(params, _grads(k, device)):
+                p.grad = g * scaler.get_scale()
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+
+    ref = make()
+    train(ref, 0, 5)
+    run = make()
+    train(run, 0, 2)
+    params, opt, sched, scaler = run
+    state = {
+        "params": params,
+        "optim": opt.state_dict(),
+        "sched": sched.state_dict(),
+        "scaler": scaler.state_dict(),
+    }
+    checkpoint.save_checkpoint(state, tmp_path / "ckpt")
+    loaded = checkpoint.load_checkpoint(None, None, tmp_path / "ckpt")
+
+    new = make()
+    with netcl.no_grad():
+        for p, saved in zip(new[0], loaded["params"]):
+            p.copy_(saved)
+    new[1].load_state_dict(loaded["optim"])
+    new[2].load_state_dict(loaded["sched"])
+    new[3].load_state_dict(loaded["scaler"])
+    train(new, 2, 3)
+
+    for a, b in zip(ref[0], new[0]):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert new[2].get_last_lr() == ref[2].get_last_lr()
+    assert new[3].state_dict() == ref[3].state_dict()
