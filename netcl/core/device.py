@@ -98,6 +98,13 @@ class Device:
     def __repr__(self) -> str:
         return f"Device({self.name!r}, {self.description!r})"
 
+    def __reduce__(self):
+        # A device is a handle on hardware: copies and pickles name it again.
+        return (get_device, (self.name,))
+
+    def __deepcopy__(self, memo):
+        return self
+
     def __str__(self) -> str:
         return self.name
 

@@ -91,6 +91,12 @@ class Tensor:
 
     # ---- properties ---------------------------------------------------------
 
+    def __reduce__(self):
+        # copy.deepcopy and pickle: the values travel as a host array and come
+        # back on a device of the same name (the grad and graph do not).
+        values = np.array(self.numpy(), copy=True)
+        return (_rebuild, (type(self), values, self.device.name, self.requires_grad))
+
     @property
     def shape(self) -> tuple:
         return tuple(self._data.shape)
@@ -658,6 +664,13 @@ class Tensor:
             B.from_numpy(flat),
             B.contiguous(values) if not _is_num(values) else values,
         )
+
+
+def _rebuild(cls, values: np.ndarray, device: str, requires_grad: bool) -> Tensor:
+    dev = get_device(device)
+    t = cls._wrap(dev.backend.from_numpy(values), dev)
+    t.requires_grad = requires_grad
+    return t
 
 
 class _Transfer:
