@@ -152,6 +152,8 @@ def test_round_trip_and_write(dt):
 def test_full_arange_astype_zero_size(dt):
     assert_matches(cl().full((2, 3), 1, dt), HOST.full((2, 3), 1, dt), rtol=0)
     assert_matches(cl().full((), 0, dt), HOST.full((), 0, dt), rtol=0)
+    scalar = np.array(1, dt)
+    assert_matches(cl().from_numpy(scalar), HOST.from_numpy(scalar), rtol=0)
     want = HOST.arange(0, 7, 2, dt)
     assert_matches(cl().arange(0, 7, 2, dt), want, rtol=0)
     empty = cl().from_numpy(np.zeros((0, 3), dt))

@@ -65,7 +65,7 @@ class OpenCLBackend:
 
     def from_numpy(self, a: np.ndarray) -> CLArray:
         """A new contiguous array holding a copy of host array ``a``."""
-        a = np.ascontiguousarray(a)
+        a = np.asarray(a, order="C")  # keeps 0-d arrays 0-d
         out = self.empty(a.shape, a.dtype)
         if a.size:
             cl.enqueue_copy(self.queue, out.base, _bytes_of(a), is_blocking=True)
@@ -99,7 +99,7 @@ class OpenCLBackend:
             cl.enqueue_copy(
                 self.queue,
                 x.base,
-                _bytes_of(np.ascontiguousarray(a)),
+                _bytes_of(np.asarray(a, order="C")),
                 dst_offset=x.offset * x.dtype.itemsize,
                 is_blocking=True,
             )
