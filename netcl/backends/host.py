@@ -134,6 +134,8 @@ class HostBackend:
     def unary(self, op: str, x: np.ndarray) -> np.ndarray:
         """``op`` of each element; ops: neg exp log sqrt abs tanh sin cos
         sign recip not sigmoid relu gelu (exact, with erf) log1p erf."""
+        if op == "not":
+            return np.asarray(np.logical_not(x))
         if x.dtype in _SMALL_FLOATS:
             return self.unary(op, x.astype(np.float32)).astype(x.dtype)
         fn = _UNARY.get(op)
@@ -307,7 +309,8 @@ class HostBackend:
         (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
         oh = (h + 2 * ph - kh) // sh + 1
         ow = (w + 2 * pw - kw) // sw + 1
-        fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+        floating = x.dtype.kind == "f" or x.dtype in _SMALL_FLOATS
+        fill = -np.inf if floating else np.iinfo(x.dtype).min
         xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
         best = np.full((n, c, oh, ow), fill, x.dtype)
         arg = np.zeros((n, c, oh, ow), np.int64)
