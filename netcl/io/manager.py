@@ -728,9 +728,9 @@ def _inspect(step: int, base: str, verify: bool, cache: dict) -> CheckpointInfo 
         return hit[1]
     meta, size, error = {}, 0, None
     try:
+        meta = _meta_of(_load.read_record(base))  # readable even if arrays are not
         record, arrays = _load.open_pair(base)
         try:
-            meta = _meta_of(record)
             size = os.path.getsize(base + ".json") + os.path.getsize(arrays.path)
             if verify:
                 for name in record["arrays"]:
