@@ -114,12 +114,22 @@ def _check_state(state) -> np.ndarray:
             "not a netcl generator state: expected a dict with "
             f"algorithm 'PCG64', got {type(state).__name__}"
         )
-    words = np.asarray(getattr(state["words"], "numpy", lambda: state["words"])())
-    if words.shape != (6,):
+    words = state.get("words")
+    if hasattr(words, "numpy"):  # a netcl Tensor from a checkpoint
+        words = words.numpy()
+    # Convert word by word: a JSON list holds Python ints above 2**63 that a
+    # plain numpy conversion would turn into inexact floats.
+    try:
+        values = [int(w) for w in np.asarray(words, dtype=object).ravel()]
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(
-            f"generator state 'words' must have 6 entries, got {words.shape}"
+            f"generator state 'words' must be integers, got {words!r}"
+        ) from None
+    if len(values) != 6 or any(not 0 <= v < 2**64 for v in values):
+        raise ValueError(
+            f"generator state 'words' must be 6 uint64 values, got {words!r}"
         )
-    return words.astype(np.uint64)
+    return np.array(values, dtype=np.uint64)
 
 
 _seed = _DEFAULT_SEED

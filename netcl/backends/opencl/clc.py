@@ -9,6 +9,8 @@ and store a compute value back with the right rounding.
 
 from __future__ import annotations
 
+import functools
+
 import ml_dtypes
 import numpy as np
 
@@ -68,6 +70,7 @@ inline long netcl_ipow(long b, long e) {
 """
 
 
+@functools.cache  # on every launch: dtype.name is slow
 def storage_type(dt: np.dtype) -> str:
     """The C type of one stored element of ``dt``."""
     try:
@@ -76,6 +79,7 @@ def storage_type(dt: np.dtype) -> str:
         raise TypeError(f"the OpenCL backend has no dtype {dt!r}") from None
 
 
+@functools.cache
 def compute_type(dt: np.dtype) -> str:
     """The C type arithmetic on ``dt`` is done in."""
     storage_type(dt)
