@@ -33,7 +33,8 @@ of version N reads every version from 1 to N.
 
 A model file is a standard ZIP archive (names in UTF-8, ZIP64 records where
 sizes need them). ``unzip -l`` lists it and ``numpy.load`` opens it as an
-``.npz``. The archive comment is ``netcl-model``. It has these entries:
+``.npz``. The archive comment, the last bytes of the file, is
+``netcl-model``. It has these entries:
 
 ``model.json``
     the *record*, UTF-8 JSON, described below. It is the last entry (it
@@ -113,13 +114,13 @@ the file lists. Each module's mode is set from ``training``. Then every
 tensor is read and checked, tensors listed as ``same_as`` are tied to their
 first key, and all of them are loaded with ``load_state_dict(strict=True)``.
 
-A reader must reject: a file that is not a ZIP archive or has no
-``model.json``; a record without the magic, with a version above the one it
-knows, with a checksum mismatch, or of the wrong shape; an unknown module
-type; constructor arguments the class refuses; children that differ from the
-file's; a missing tensor entry, a .npy header that differs from the one the
-record implies, or a CRC-32 mismatch; tensors that do not fit the rebuilt
-model.
+A reader must reject: a file that is not a ZIP archive, has no
+``model.json`` or has another archive comment; a record without the magic,
+with a version above the one it knows, with a checksum mismatch, or of the
+wrong shape; an unknown module type; constructor arguments the class
+refuses; children that differ from the file's; a missing tensor entry, a
+.npy header that differs from the one the record implies, or a CRC-32
+mismatch; tensors that do not fit the rebuilt model.
 
 A writer validates the whole model and the metadata before it writes a byte,
 then writes the archive to a temporary file next to the target, flushes and
@@ -134,7 +135,6 @@ import json
 import logging
 import os
 import zipfile
-import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -332,13 +332,22 @@ class _ModelFile:
         self.path = os.fspath(path)
         try:
             self.archive = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        except OSError:
+            raise  # a missing or unreadable file is not a damaged one
+        except Exception as exc:  # zipfile fails in many ways on damaged bytes
             raise self.error(
                 f"not a readable zip archive ({exc}); the file is truncated, "
                 "damaged, or not a netcl model file"
             ) from None
         try:
             self.record = self._read_record()
+            if self.archive.comment != MAGIC.encode():
+                # The comment ends the file: anything else means lost bytes.
+                raise self.error(
+                    f"the archive comment is {self.archive.comment!r}, not "
+                    f"{MAGIC!r}; the file is truncated or was rewritten by "
+                    "another tool"
+                )
         except BaseException:
             self.archive.close()
             raise
@@ -357,14 +366,11 @@ class _ModelFile:
         self.close()
 
     def _read_record(self) -> dict:
-        try:
-            data = self.archive.read(RECORD_NAME)
-        except KeyError:
+        if RECORD_NAME not in self.archive.NameToInfo:
             raise self.error(
                 f"not a netcl model file (the zip archive has no {RECORD_NAME})"
-            ) from None
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-            raise self.error(f"the record is damaged ({exc})") from None
+            )
+        data = self.read_entry(RECORD_NAME, "the record")
         try:
             doc = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -394,6 +400,15 @@ class _ModelFile:
             if not isinstance(row, dict) or not isinstance(row.get("key"), str):
                 raise self.error(f"malformed record: bad tensor entry {row!r}")
 
+    def read_entry(self, name: str, what: str, module: str | None = None) -> bytes:
+        """The bytes of one entry, whose CRC-32 zipfile checks as it reads."""
+        try:
+            return self.archive.read(name)
+        except Exception as exc:  # bad CRC, bad deflate data, bad local header...
+            raise self.error(
+                f"{what} is damaged ({type(exc).__name__}: {exc})", module
+            ) from None
+
     def metadata(self) -> dict:
         try:
             return _tree.unflatten(self.record["metadata"], _no_arrays)
@@ -413,14 +428,10 @@ class _ModelFile:
             raise self.error(
                 f"tensor {attr!r}: malformed entry ({exc})", module
             ) from None
-        try:
-            data = self.archive.read(f"{TENSOR_DIR}{key}.npy")
-        except KeyError:
-            raise self.error(
-                f"tensor {attr!r} is missing from the file", module
-            ) from None
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-            raise self.error(f"tensor {attr!r} is damaged ({exc})", module) from None
+        entry = f"{TENSOR_DIR}{key}.npy"
+        if entry not in self.archive.NameToInfo:
+            raise self.error(f"tensor {attr!r} is missing from the file", module)
+        data = self.read_entry(entry, f"tensor {attr!r}", module)
         if len(data) != size or data[: len(header)] != header:
             raise self.error(
                 f"tensor {attr!r} is damaged (its .npy header or size differs "
@@ -618,7 +629,7 @@ def _load_tensors(mf: _ModelFile, model) -> None:
     """Read, check, tie and load every tensor of the file into ``model``."""
     from netcl.nn.module import StateDictError
 
-    values, modules = {}, dict(model.named_modules())
+    values, modules = {}, dict(model.named_modules(remove_duplicate=False))
     for row in mf.record["tensors"]:
         if "same_as" in row:
             _tie(mf, modules, row["key"], row["same_as"])
