@@ -25,7 +25,7 @@ __all__ = ["add_parser"]
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``ckpt`` and its subcommands on an argparse subparsers object."""
     parser = subparsers.add_parser(
-        "ckpt", help="inspect, verify, diff, convert checkpoints"
+        "ckpt", help="inspect, verify, diff, convert and list checkpoints"
     )
     sub = parser.add_subparsers(dest="ckpt_command", required=True)
 
@@ -49,7 +49,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     convert.add_argument("--format", choices=sorted(_format.EXTENSIONS), required=True)
     convert.add_argument("--no-compress", action="store_true", help="npz: store only")
     convert.set_defaults(func=_run(_convert))
+    ls = sub.add_parser("ls", help="list a run directory's checkpoints")
+    ls.add_argument("directory")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.add_argument("--fast", action="store_true", help="skip the checksums")
+    ls.set_defaults(func=_run(_ls))
     return parser
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from netcl.io.manager import format_listing, listing_json
+
+    if not os.path.isdir(args.directory):
+        raise FileNotFoundError(2, "no such checkpoint directory", args.directory)
+    show = listing_json if args.json else format_listing
+    print(show(args.directory, verify=not args.fast))
+    return 0
 
 
 def _run(command):

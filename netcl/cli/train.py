@@ -292,7 +292,8 @@ def run(args) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     run_ = _Run(args, device)
     print(
-        f"netcl train: {args.model} on {args.dataset}, device {device.name} ({device.description})"
+        f"netcl train: {args.model} on {args.dataset}, "
+        f"device {device.name} ({device.description})"
     )
     with _manager(args) as mgr:
         if args.resume:
@@ -303,9 +304,8 @@ def run(args) -> int:
         finally:
             stop.restore()
         if stop.requested:
-            print(
-                f"stopped: saved step {run_.step} to {args.ckpt_dir}; rerun with --resume"
-            )
+            print(f"stopped at step {run_.step}, saved in {args.ckpt_dir}; ", end="")
+            print("rerun with --resume to continue")
             return 130
     _write_models(run_, mgr)
     return 0
@@ -335,44 +335,45 @@ def _train(run: _Run, mgr, stop: _StopFlag) -> None:
     args = run.args
     while run.epoch < args.epochs:
         t0 = time.perf_counter()
+        batches = iter(run.loader)  # resumes mid-epoch after a restore
+        done = run.loader.state_dict()["position"]
+        bar = _progress(len(batches), done, f"epoch {run.epoch + 1}", args.quiet)
         losses = []
-        bar = _progress(
-            len(run.loader), f"epoch {run.epoch + 1}/{args.epochs}", args.quiet
-        )
-        bar.update(run.loader.position if hasattr(run.loader, "position") else 0)
-        for x, y in run.loader:
+        for x, y in batches:
             losses.append(run.train_step(x, y))
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
             if args.every_n_steps:
-                mgr.save(run.step, run.state(), metrics=None)
+                mgr.save(run.step, run.state())
             if stop.requested:
                 bar.close()
                 mgr.save(run.step, run.state(), force=True)
                 return
         bar.close()
         run.epoch += 1
-        acc = run.evaluate()
-        metrics = {
-            "test_acc": acc,
-            "train_loss": float(np.mean(losses)) if losses else None,
-        }
-        mgr.save(
-            run.step, run.state(metrics), metrics=metrics, force=not args.every_n_steps
-        )
-        print(
-            f"epoch {run.epoch:3d}  train loss {metrics['train_loss'] or float('nan'):.4f}  "
-            f"test acc {100 * acc:6.2f}%  {time.perf_counter() - t0:6.2f}s"
-        )
+        _end_epoch(run, mgr, losses, time.perf_counter() - t0)
         if stop.requested:
             return
 
 
-def _progress(total: int, desc: str, quiet: bool):
+def _end_epoch(run: _Run, mgr, losses: list, seconds: float) -> None:
+    acc = run.evaluate()
+    loss = float(np.mean(losses)) if losses else float("nan")
+    metrics = {"test_acc": acc, "train_loss": loss}
+    force = not run.args.every_n_steps
+    mgr.save(run.step, run.state(metrics), metrics=metrics, force=force)
+    print(
+        f"epoch {run.epoch:3d}  train loss {loss:.4f}  "
+        f"test acc {100 * acc:6.2f}%  {seconds:6.2f}s"
+    )
+
+
+def _progress(total: int, done: int, desc: str, quiet: bool):
     from tqdm import tqdm
 
     return tqdm(
         total=total,
+        initial=done,
         desc=desc,
         leave=False,
         disable=quiet or not sys.stderr.isatty(),
@@ -382,7 +383,7 @@ def _progress(total: int, desc: str, quiet: bool):
 
 def _write_models(run: _Run, mgr) -> None:
     """The final model, and the best one by test accuracy, as .netcl files."""
-    from netcl.io import load_model, save_model  # noqa: F401
+    from netcl.io import save_model
 
     folder = Path(run.args.ckpt_dir)
     meta = {
@@ -390,18 +391,15 @@ def _write_models(run: _Run, mgr) -> None:
         "input_shape": list(run.in_shape),
         "classes": list(range(10)),
     }
-    acc = run.evaluate()
-    save_model(run.model, folder / "final.netcl", metadata={**meta, "test_acc": acc})
-    best = mgr.best()
-    if best is not None:
-        tree = mgr.restore(step=best)
-        run.model.load_state_dict(tree["model"])
-        best_acc = run.evaluate()
-        save_model(
-            run.model, folder / "best.netcl", metadata={**meta, "test_acc": best_acc}
-        )
-        print(
-            f"models: {folder / 'final.netcl'} ({100 * acc:.2f}%), {folder / 'best.netcl'} ({100 * best_acc:.2f}%)"
-        )
-    else:
-        print(f"model: {folder / 'final.netcl'} ({100 * acc:.2f}%)")
+    final_acc = run.evaluate()
+    final = folder / "final.netcl"
+    save_model(run.model, final, metadata={**meta, "test_acc": final_acc})
+    print(f"model: {final} (test acc {100 * final_acc:.2f}%)")
+    best_step = mgr.best()
+    if best_step is None:
+        return
+    run.model.load_state_dict(mgr.restore(step=best_step)["model"])
+    best_acc = run.evaluate()
+    best = folder / "best.netcl"
+    save_model(run.model, best, metadata={**meta, "test_acc": best_acc})
+    print(f"model: {best} (test acc {100 * best_acc:.2f}%, step {best_step})")
