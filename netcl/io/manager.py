@@ -184,10 +184,14 @@ class CheckpointManager:
     ``save(..., force=True)`` saves.
 
     Example:
-        >>> with CheckpointManager("runs/a", every_n_steps=100) as mgr:
-        ...     saved = mgr.save(100, {"model": model.state_dict(), "epoch": 0})
-        ...     mgr.latest()  # doctest: +SKIP
-        100
+        >>> import tempfile, numpy as np
+        >>> with CheckpointManager(tempfile.mkdtemp(), every_n_steps=100) as mgr:
+        ...     mgr.save(99, {"w": np.zeros(3), "epoch": 0})
+        ...     mgr.save(100, {"w": np.ones(3), "epoch": 0})
+        ...     mgr.restore()["w"], mgr.latest()
+        False
+        True
+        (array([1., 1., 1.]), 100)
     """
 
     def __init__(
@@ -232,7 +236,7 @@ class CheckpointManager:
         self._cache: dict[str, tuple[Any, CheckpointInfo]] = {}
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        self._warned_no_epoch = False
+        self._warned_no_epoch = self._warned_behind = False
         with self._dir_lock:
             _remove_half_written(self.directory)
             self._last_step, self._last_epoch = self._resume_cadence()
@@ -466,7 +470,8 @@ class CheckpointManager:
 
     def _warn_if_behind(self, step: int) -> None:
         later = [s for s in _committed(self.directory) if s > step]
-        if later:
+        if later and not self._warned_behind:
+            self._warned_behind = True
             warnings.warn(
                 f"saving step {step} in {self.directory}, which already holds "
                 f"later steps {sorted(later)}; those stay the newest, and "
@@ -576,7 +581,11 @@ class CheckpointManager:
 
     def _load(self, queue: Any, step: int, base: str) -> dict:
         tree = load_checkpoint(queue, None, base)
-        tree.pop(META_KEY, None)
+        meta = tree.pop(META_KEY, None)
+        # Training goes on from here, so the cadence counts from here too
+        # (this need not be the newest checkpoint on disk).
+        if isinstance(meta, dict):
+            self._last_step, self._last_epoch = step, meta.get("epoch") or 0
         self.last_restored = f"step {step} ({base})"
         log.info("restored checkpoint %s", base)
         return tree

@@ -294,6 +294,20 @@ def test_damaged_newest_is_skipped_with_a_warning(tmp_path, damage):
             mgr.restore(step=3)
 
 
+def test_cadence_counts_from_the_restored_checkpoint(tmp_path):
+    with CheckpointManager(tmp_path, keep_last=None) as mgr:
+        for epoch in (1, 2, 3):
+            mgr.save(10 * epoch, state(epoch, epoch=epoch))
+    (tmp_path / "step_00000030.npys").write_bytes(b"junk")
+    with CheckpointManager(tmp_path, keep_last=None) as mgr:
+        with pytest.warns(CheckpointManagerWarning, match="step_00000030"):
+            assert value_of(mgr.restore()) == 2
+        # The run went back to the end of epoch 2, so epoch 3 is due again
+        # (and its save replaces the damaged one).
+        assert mgr.save(30, state(33, epoch=3))
+        assert value_of(mgr.restore()) == 33
+
+
 def test_restore_when_there_is_nothing(tmp_path):
     with CheckpointManager(tmp_path) as mgr:
         assert mgr.restore() is None
@@ -391,12 +405,17 @@ def test_second_process_gets_the_holders_pid(tmp_path):
     assert (tmp_path / ".lock").read_text().strip() == str(os.getpid())
 
 
-def test_closed_manager_refuses_to_save(tmp_path):
-    mgr = CheckpointManager(tmp_path)
+def test_closed_manager_refuses_to_save_but_still_reads(tmp_path):
+    mgr = CheckpointManager(tmp_path, metric="acc")
+    mgr.save(1, state(1), metrics={"acc": 1.0}, force=True)
     mgr.close()
     mgr.close()
     with pytest.raises(RuntimeError, match="closed"):
-        mgr.save(1, state(1), force=True)
+        mgr.save(2, state(2), force=True)
+    assert mgr.latest() == 1 and mgr.best() == 1
+    assert value_of(mgr.restore(step=1)) == 1
+    with CheckpointManager(tmp_path):  # the directory is free again
+        pass
 
 
 # ---- async saves -------------------------------------------------------------
