@@ -306,7 +306,7 @@ def _write_file(path: str, record: dict, tensors: list[tuple[str, Any]]) -> None
     _atomic.remove_leftovers(path)
     rows = {row["key"]: row for row in record["tensors"]}
     with _atomic.atomic_write(path) as file:
-        writer = ZipWriter(file, threads=1)
+        writer = ZipWriter(file)
         try:
             for key, tensor in tensors:
                 row = rows[key]
@@ -537,7 +537,9 @@ class _Builder:
 
     def _finish(self, module, node: dict, path: str, made_by_parent: bool) -> None:
         self.by_path[path] = module
-        module.train(bool(node["training"]))
+        # Only this module's own flag: train() would also reset its children,
+        # and a shared child keeps the mode of its first appearance.
+        module.training = bool(node["training"])
         children = node["children"]
         if not isinstance(children, list):
             raise self.mf.error("malformed record: 'children' is not a list", path)

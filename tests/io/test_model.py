@@ -172,6 +172,18 @@ def test_modes_are_kept_per_module(tmp_path):
     loaded = load_model(tmp_path / "m.netcl", device="cpu")
     assert [m.training for m in loaded.modules()] == [True, True, False, True]
 
+    # Modules made by a user constructor, and a shared module, keep theirs too.
+    shared = nn.Dropout()
+    model = nn.Sequential(Mixer(3), shared, nn.Sequential(shared)).eval()
+    model[0].blocks[1].train()
+    model[2].train()
+    shared.eval()
+    save_model(model, tmp_path / "m.netcl")
+    loaded = load_model(tmp_path / "m.netcl", device="cpu")
+    assert _structure(loaded) == _structure(model)
+    assert loaded[0].blocks[1].training and not loaded[0].blocks[0].training
+    assert loaded[2].training and not loaded[1].training
+
 
 def test_shared_modules_and_tied_weights_stay_shared(tmp_path):
     shared = nn.Linear(3, 3)
