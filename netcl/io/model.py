@@ -15,8 +15,9 @@ Loading rebuilds netcl's own layers and containers with no user code. A
 user-defined module can be saved once its class is registered with
 :func:`netcl.nn.register` and describes its constructor arguments with
 ``config()``; the program that loads the file must import that class first.
-Loading never runs code taken from the file: there is no pickle in the
-format, and a type name is only ever looked up in netcl's registry.
+:func:`read_metadata` and :func:`describe` read a file without building the
+model. Loading never runs code taken from the file: there is no pickle in
+the format, and a type name is only ever looked up in netcl's registry.
 
 Every problem found in a file raises :class:`ModelFileError`, a subclass of
 :class:`~netcl.io.checkpoint.CheckpointError` and so of ``ValueError``. Its
@@ -97,10 +98,23 @@ A *module node* is an object with:
     when the child is a module already met at that dotted ``path`` (the root
     is ``""``).
 
-A *checkpoint tree* is the JSON encoding of plain values used by netcl's
-checkpoints (listed in :mod:`netcl.io._tree`): strings, ints, bools and null
-as themselves, dicts as ``{"dict": {...}}``, tuples as ``{"tuple": [...]}``,
-non-finite floats as ``{"float": "nan"}``; it never holds arrays.
+A *checkpoint tree* is the JSON encoding of plain values that netcl's
+checkpoints use too (:mod:`netcl.io._tree`); in a model file it never refers
+to arrays:
+
+===========================  ===============================================
+value                        JSON
+===========================  ===============================================
+None, bool, int, str         itself
+finite float                 itself
+nan, inf, -inf               ``{"float": "nan"}``, ``"inf"``, ``"-inf"``; a
+                             NaN other than the standard one adds ``"bits":
+                             "0x..."``, its 64 IEEE bits in hexadecimal
+list                         a list of nodes
+tuple                        ``{"tuple": [nodes]}``
+dict with str keys           ``{"dict": {key: node}}``
+dict with other keys         ``{"dict_items": [[key, node], ...]}``
+===========================  ===============================================
 
 How a model is rebuilt
 ----------------------
