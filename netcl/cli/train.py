@@ -391,6 +391,7 @@ def _write_models(run: _Run, mgr) -> None:
         "input_shape": list(run.in_shape),
         "classes": list(range(10)),
     }
+    run.model.eval()  # a model file is for inference
     final_acc = run.evaluate()
     final = folder / "final.netcl"
     save_model(run.model, final, metadata={**meta, "test_acc": final_acc})
