@@ -35,8 +35,11 @@ files of its own:
 ``.lock``
     holds the process id of the manager that may write here (see below).
 
-Every other file in the directory is left alone, including files whose names
-merely look like checkpoints but are not netcl's.
+The names ``step_<digits>.json`` / ``.npz`` / ``.npys`` / ``.pkl`` are the
+manager's to write. It deletes only files whose content shows they are its
+own (a checkpoint record, an array file netcl wrote, its temporaries), so
+every other file in the directory is left alone, including files whose names
+merely look like checkpoints.
 
 Each checkpoint stores, next to the caller's tree, the entry
 ``"__manager__"``: ``{"step", "epoch", "metrics", "best_by"}``. It sits in
@@ -167,9 +170,9 @@ class CheckpointManager:
         every_n_steps: save when ``step`` is a multiple of this (None: off).
         every_n_epochs: save when ``state["epoch"]`` has grown by at least
             this much since the last save (default 1; None: off). The count
-            starts from the newest checkpoint's epoch, or 0 in an empty
-            directory, so with the default a loop that calls :meth:`save`
-            after each epoch saves once per epoch.
+            starts from the epoch of the checkpoint :meth:`restore` loaded,
+            else of the newest one, else 0, so with the default a loop that
+            calls :meth:`save` after each epoch saves once per epoch.
         async_save: write on a background thread; :meth:`save` returns as
             soon as it has copied every array to host memory.
         format: the array file format, ``"npy"`` (default: fastest),
@@ -304,7 +307,9 @@ class CheckpointManager:
             self._thread.start()
         else:
             self._write(step, tree)
-        self._last_step, self._last_epoch = step, epoch
+        self._last_step = step
+        if epoch is not None:
+            self._last_epoch = epoch
         return True
 
     def wait(self) -> None:
@@ -395,6 +400,7 @@ class CheckpointManager:
             FileNotFoundError: ``step`` was given and there is no such
                 checkpoint (lists the steps there are).
             CheckpointError: ``step`` was given and it is damaged.
+            OSError: the background write in flight failed (``async_save``).
         """
         self.wait()
         if step is not None:
@@ -450,6 +456,7 @@ class CheckpointManager:
             ) from None
 
     def _due(self, step: int, epoch: int | None) -> bool:
+        """Whether the cadence asks for a checkpoint at ``step``."""
         if step == self._last_step:
             return False
         if self.every_n_steps is not None and step % self.every_n_steps == 0:
@@ -524,17 +531,18 @@ class CheckpointManager:
 
     def _retain(self, saved: int) -> None:
         """Delete what neither keep_last nor keep_best protects."""
+        if self.keep_last is None:
+            return
         infos = self._infos(verify=False)
         keep = {saved, infos[-1].step} if infos else {saved}
         good = [i for i in infos if i.valid]
-        if self.keep_last is None:
-            return
         keep.update(i.step for i in good[-self.keep_last :])
         if self.keep_best is not None:
             ranked = _ranked(good, self.metric, self.mode)
             keep.update(i.step for i in ranked[: self.keep_best])
         for info in infos:
-            if info.step not in keep:
+            # A file that only borrows a checkpoint's name is not ours to delete.
+            if info.step not in keep and (info.valid or _is_record(info.path)):
                 self._delete(info)
 
     def _delete(self, info: CheckpointInfo) -> None:
@@ -750,7 +758,7 @@ def _inspect(step: int, base: str, verify: bool, cache: dict) -> CheckpointInfo 
         return None
     except (ValueError, OSError) as exc:  # CheckpointError is a ValueError
         error = str(exc)
-        size = sum(os.path.getsize(p) for p in _files_of(base) if os.path.exists(p))
+        size = sum(_size_of(p) for p in _files_of(base))
     info = CheckpointInfo(
         step=step,
         path=base,
@@ -778,6 +786,23 @@ def _file_key(base: str) -> tuple | None:
             continue
         key.append((st.st_ino, st.st_size, st.st_mtime_ns))
     return tuple(key)
+
+
+def _size_of(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _is_record(base: str) -> bool:
+    """Whether ``base.json`` is a netcl checkpoint record, even a damaged one."""
+    try:
+        with open(base + ".json", "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return False
+    return b'"magic": "netcl-checkpoint"' in head
 
 
 def _files_of(base: str) -> list[str]:

@@ -205,15 +205,16 @@ def test_other_files_are_never_touched(tmp_path):
         "step_00000007.npys": b"not netcl at all",  # looks like an orphan array file
         ".step_notes.tmp": b"mine",
         "latest.json": b"{}",
+        "step_00000002.json": b'{"mine": true}',  # a checkpoint's name, not one
     }
     for name, data in keep.items():
         (tmp_path / name).write_bytes(data)
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "step_00000001.json").write_bytes(b"x")
     with CheckpointManager(tmp_path, keep_last=1, every_n_steps=1) as mgr:
-        for s in range(1, 6):
+        for s in range(10, 16):
             mgr.save(s, state(s))
-        assert [i.step for i in mgr.list()] == [5]
+        assert [(i.step, i.valid) for i in mgr.list()] == [(2, False), (15, True)]
     for name, data in keep.items():
         assert (tmp_path / name).read_bytes() == data
     assert (tmp_path / "sub" / "step_00000001.json").read_bytes() == b"x"
