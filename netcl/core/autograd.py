@@ -71,9 +71,14 @@ class Function:
     raw output and ``backward(self, grad)`` returning one raw gradient (or
     None) per tensor input. ``self.B`` is the backend of the inputs' device;
     ``self.needs`` tells which inputs want a gradient.
+
+    ``fresh`` lists the inputs whose gradient ``backward`` returns as a newly
+    allocated, contiguous array that nothing else refers to; a leaf with no
+    gradient yet adopts such an array instead of copying it.
     """
 
     __slots__ = ("B", "parents", "needs", "saved", "__dict__")
+    fresh: tuple = ()
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError
@@ -172,9 +177,15 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             in_grads = ctx.backward(g)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
-            for parent, need, pg in zip(ctx.parents, ctx.needs, in_grads):
+            for k, (parent, need, pg) in enumerate(
+                zip(ctx.parents, ctx.needs, in_grads)
+            ):
                 if not need or pg is None:
                     continue
+                if parent._ctx is None and k in ctx.fresh and parent.grad is None:
+                    if id(parent) not in grads and pg.dtype == parent.dtype.np:
+                        parent.grad = Tensor._wrap(pg, parent.device)
+                        continue
                 prev = grads.get(id(parent))
                 if prev is not None:
                     pg = parent.device.backend.binary("add", prev, pg)

@@ -686,6 +686,8 @@ class _Transfer:
 
 
 class _TransferCtx:
+    fresh = (0,)  # from_numpy makes a new array
+
     def __init__(self, x: Tensor, device: Device):
         self.parents, self.needs = (x,), [True]
         self.src, self.dst = x.device, device

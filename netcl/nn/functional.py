@@ -99,11 +99,16 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"linear expected input with last dim {in_features}, "
             f"found input of shape {x.shape}"
         )
-    # One 2-D product for any number of leading dims.
+    # One fused 2-D node for any number of leading dims.
     lead = x.shape[:-1]
-    out = matmul(x.reshape(-1, in_features), weight.T)
+    dt = D.promote(x.dtype, weight.dtype)
+    low = autocast_dtype()
+    if low is not None and dt.is_floating:
+        dt = low
+    args = [x.reshape(-1, in_features).to(dt), weight.to(dt)]
     if bias is not None:
-        out = out + bias.to(out.dtype)
+        args.append(bias.to(dt))
+    out = _ops.Linear.apply(*args)
     return out.reshape(*lead, out_features)
 
 
@@ -320,19 +325,24 @@ def embedding(indices: Tensor, weight: Tensor) -> Tensor:
     return rows.reshape(*indices.shape, weight.shape[1])
 
 
-def _check_indices(idx: Tensor, n: int, what: str, ignore_index: int | None) -> None:
-    """Raise IndexError naming the first value of ``idx`` outside [0, n)."""
+def _check_indices(idx: Tensor, n: int, what: str, ignore_index: int | None) -> bool:
+    """Raise IndexError naming the first value of ``idx`` outside [0, n)
+    (``ignore_index`` allowed); return whether every value is in [0, n)."""
     if idx.numel() == 0:
-        return
-    with no_grad():
-        bad = (idx < 0) | (idx >= n)
-        if ignore_index is not None:
-            bad = bad & (idx != ignore_index)
-        if not bad.any().item():
-            return
-        values = idx.numpy().reshape(-1)
-        first = int(values[np.flatnonzero(bad.numpy().reshape(-1))[0]])
-    raise IndexError(f"{what} {first} is out of range [0, {n})")
+        return True
+    B, axes = idx.device.backend, tuple(range(idx.ndim))
+    lo = int(B.to_numpy(B.reduce("min", idx._data, axes, False)))
+    hi = int(B.to_numpy(B.reduce("max", idx._data, axes, False)))
+    if 0 <= lo and hi < n:
+        return True
+    values = idx.numpy().reshape(-1)
+    bad = (values < 0) | (values >= n)
+    if ignore_index is not None:
+        bad &= values != ignore_index
+    if bad.any():
+        first = int(values[np.flatnonzero(bad)[0]])
+        raise IndexError(f"{what} {first} is out of range [0, {n})")
+    return False
 
 
 # ---- normalisation --------------------------------------------------------------
@@ -512,7 +522,13 @@ def cross_entropy(
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
     flat_logits, flat_target, out_shape = _class_rows(logits, target, "cross_entropy")
-    _check_indices(flat_target, flat_logits.shape[1], "target", ignore_index)
+    n_classes = flat_logits.shape[1]
+    in_range = _check_indices(flat_target, n_classes, "target", ignore_index)
+    if in_range and not label_smoothing and not 0 <= ignore_index < n_classes:
+        loss = _ops.HardCrossEntropy.apply(
+            _at_least_float32(flat_logits), flat_target, reduction=reduction
+        )
+        return loss.reshape(out_shape) if reduction == "none" else loss
     loss = _ops.CrossEntropy.apply(
         _at_least_float32(flat_logits),
         flat_target,
