@@ -567,10 +567,11 @@ import sys
 import numpy as np
 from netcl.io.manager import CheckpointManager
 mgr = CheckpointManager(sys.argv[1], keep_last=2, every_n_steps=1)
-step = (mgr.latest() or 0) + 1
-print("go", flush=True)
+first = step = (mgr.latest() or 0) + 1
 while True:
     mgr.save(step, {"w": np.full(20_000, float(step)), "step": step})
+    if step == first:
+        print("go", flush=True)  # from here on there is something to restore
     step += 1
 """
 
