@@ -181,6 +181,16 @@ def test_keep_best_survives_restart(tmp_path):
         assert mgr.best() == 6
 
 
+@pytest.mark.parametrize("fmt", ["npy", "npz", "pickle"])
+def test_every_array_format(tmp_path, fmt):
+    with CheckpointManager(tmp_path, format=fmt, keep_last=1) as mgr:
+        for s in (1, 2):
+            mgr.save(s, state(s), force=True)
+        assert [(i.step, i.valid) for i in mgr.list(verify=True)] == [(2, True)]
+        assert value_of(mgr.restore()) == 2
+    assert len(files(tmp_path)) == 4  # .lock, latest, one record, one array file
+
+
 def test_metrics_epoch_and_size_in_list(tmp_path):
     with CheckpointManager(tmp_path, metric="loss") as mgr:
         mgr.save(
@@ -483,6 +493,19 @@ def test_async_error_is_raised_by_close(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="step_00000001"):
         mgr.close()
     assert mgr.restore() is None  # no half checkpoint appeared
+
+
+def test_async_error_is_raised_by_the_next_save(tmp_path, monkeypatch):
+    with CheckpointManager(tmp_path, async_save=True, every_n_steps=1) as mgr:
+        with monkeypatch.context() as patch:
+            _full_disk(patch)
+            assert mgr.save(1, state(1))
+            mgr._thread.join()
+        with pytest.raises(OSError, match="step_00000001"):
+            mgr.save(2, state(2))  # the very next call, due or not
+        assert mgr.save(3, state(3))  # raised once; training goes on
+        mgr.wait()
+        assert [i.step for i in mgr.list()] == [3]
 
 
 EXIT_WHILE_WRITING = """
