@@ -16,7 +16,9 @@ import sys
 import threading
 
 import numpy as np
+import pytest
 
+import netcl
 from netcl import amp
 from netcl.io.manager import CheckpointManager
 from tests import resume_job
@@ -101,7 +103,15 @@ def _flat(tree) -> dict:
     return resume_job.flat_arrays(tree)
 
 
-def test_loading_state_advances_nothing(tmp_path):
+@pytest.fixture
+def keep_rng():
+    """Put netcl's global generators back as they were after the test."""
+    saved = netcl.random.get_rng_state()
+    yield
+    netcl.random.set_rng_state(saved)
+
+
+def test_loading_state_advances_nothing(tmp_path, keep_rng):
     # Train a little, then load the state into fresh objects and into the
     # same ones: every state_dict must come back exactly as it was saved.
     trained = resume_job.Job("cpu")
