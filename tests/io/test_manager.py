@@ -56,7 +56,7 @@ def run_child(code: str, *args: str) -> subprocess.Popen:
     )
 
 
-def wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 60) -> None:
+def wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 300) -> None:
     """Read the child's output until a line equals ``text``."""
     timer = threading.Timer(timeout, proc.kill)
     timer.start()
