@@ -45,13 +45,16 @@ def _devices(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"netcl {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before training set its own handler
+        print("netcl: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ have produced. Ctrl-C saves and stops cleanly.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import sys
@@ -74,23 +75,28 @@ def _check_args(args):
         raise UsageError("--every-n-steps must be at least 1")
     if args.keep_last < 1:
         raise UsageError("--keep-last must be at least 1")
+    if args.keep_best < 0:
+        raise UsageError("--keep-best must be 0 (keep no best) or more")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be a positive finite number, got {args.lr}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {args.seed}")
     if args.dataset == "mnist":
         if not args.data:
             raise UsageError(
                 "--dataset mnist needs --data DIR with the MNIST IDX files"
             )
         if not Path(args.data).is_dir():
-            raise UsageError(f"data folder {args.data!r} does not exist")
+            what = "is not a folder" if Path(args.data).exists() else "does not exist"
+            raise UsageError(f"data folder {args.data!r} {what}")
     try:
-        device = manager.default(args.device)
+        return manager.default(args.device)
     except DeviceNotFoundError:
         names = ", ".join(d.name for d in manager.devices())
         raise UsageError(
             f"no device {args.device!r} (devices found: {names}; choices: auto, "
             "cpu, cl, cl:N; see `netcl devices`)"
         ) from None
-    _check_writable(Path(args.ckpt_dir))
-    return device
 
 
 def _check_writable(folder: Path) -> None:
@@ -165,6 +171,13 @@ class _Run:
         netcl.manual_seed(args.seed)
         self.args, self.device = args, device
         train_set, self.test_set = _datasets(args)
+        if args.batch_size > len(train_set):
+            from netcl.cli.main import UsageError
+
+            raise UsageError(
+                f"--batch-size {args.batch_size} is larger than the training set "
+                f"({len(train_set)} examples)"
+            )
         in_shape = tuple(train_set[0][0].shape)
         self.model = build_model(args.model, in_shape).to(device)
         lr = args.lr if args.lr is not None else 0.05
@@ -254,12 +267,21 @@ def accuracy(model, dataset, device, batch_size: int = 500) -> float:
 
 
 def _manager(args):
-    from netcl.io.manager import CheckpointManager
+    from netcl.cli.main import UsageError
+    from netcl.io.manager import CheckpointManager, DirectoryLockedError
 
+    _check_writable(Path(args.ckpt_dir))
+    try:
+        return _open_manager(args, CheckpointManager)
+    except DirectoryLockedError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _open_manager(args, CheckpointManager):
     return CheckpointManager(
         args.ckpt_dir,
         keep_last=args.keep_last,
-        keep_best=args.keep_best,
+        keep_best=args.keep_best or None,
         metric="test_acc",
         mode="max",
         every_n_steps=args.every_n_steps,
@@ -298,6 +320,14 @@ def run(args) -> int:
     with _manager(args) as mgr:
         if args.resume:
             _resume(run_, mgr)
+        elif mgr.latest() is not None:
+            from netcl.cli.main import UsageError
+
+            raise UsageError(
+                f"{args.ckpt_dir} already holds a run (newest checkpoint: step "
+                f"{mgr.latest()}); add --resume to continue it, or pick another "
+                "--ckpt-dir"
+            )
         stop = _StopFlag()
         try:
             _train(run_, mgr, stop)
@@ -337,12 +367,15 @@ def _train(run: _Run, mgr, stop: _StopFlag) -> None:
         t0 = time.perf_counter()
         batches = iter(run.loader)  # resumes mid-epoch after a restore
         done = run.loader.state_dict()["position"]
+        left = len(batches) - done
         bar = _progress(len(batches), done, f"epoch {run.epoch + 1}", args.quiet)
         losses = []
-        for x, y in batches:
+        for k, (x, y) in enumerate(batches):
             losses.append(run.train_step(x, y))
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+            if k == left - 1:
+                break  # the epoch's last step is saved with the epoch's end
             if args.every_n_steps:
                 mgr.save(run.step, run.state())
             if stop.requested:
@@ -360,8 +393,9 @@ def _end_epoch(run: _Run, mgr, losses: list, seconds: float) -> None:
     acc = run.evaluate()
     loss = float(np.mean(losses)) if losses else float("nan")
     metrics = {"test_acc": acc, "train_loss": loss}
-    force = not run.args.every_n_steps
-    mgr.save(run.step, run.state(metrics), metrics=metrics, force=force)
+    # Always saved: the epoch counter moved even when the step cadence has
+    # just saved this step, and a resume must not replay the epoch.
+    mgr.save(run.step, run.state(metrics), metrics=metrics, force=True)
     print(
         f"epoch {run.epoch:3d}  train loss {loss:.4f}  "
         f"test acc {100 * acc:6.2f}%  {seconds:6.2f}s"
