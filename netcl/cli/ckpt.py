@@ -76,6 +76,14 @@ def _run(command):
         except (CheckpointError, OSError) as exc:
             print(f"netcl ckpt {args.ckpt_command}: {exc}", file=sys.stderr)
             return 1
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            # A record that passes its own checksum but holds nonsense.
+            what = f"{type(exc).__name__}: {exc}"
+            print(
+                f"netcl ckpt {args.ckpt_command}: damaged checkpoint: {what}",
+                file=sys.stderr,
+            )
+            return 1
 
     return run
 
@@ -184,6 +192,8 @@ def _array_table(arrays: list[dict]) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    if args.path.endswith(".netcl"):
+        return _verify_model(args.path)
     base = _format.base_path(args.path)
     record, arrays = _load.open_pair(base)
     try:
@@ -191,11 +201,39 @@ def _verify(args: argparse.Namespace) -> int:
             arrays.read(name, verify=True)
     finally:
         arrays.close()
+    _check_tree(base, record)
     total = sum(info["nbytes"] for info in record["arrays"].values())
     print(
         f"ok: {base}: {len(record['arrays'])} arrays, {total:,} bytes, checksums "
         f"and file pair sound ({arrays.path})"
     )
+    return 0
+
+
+def _check_tree(base: str, record: dict) -> None:
+    """Every array the tree names is in the file, and every node is known."""
+
+    def ref(name: str) -> None:
+        if name not in record["arrays"]:
+            raise CheckpointError(
+                f"{base}: the tree refers to array {name!r}, which the file lacks"
+            )
+
+    try:
+        _tree.unflatten(record["tree"], ref)
+    except CheckpointError:
+        raise
+    except RecursionError:
+        raise CheckpointError(f"{base}: damaged tree (nested too deeply)") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f"{base}: damaged tree ({exc})") from None
+
+
+def _verify_model(path: str) -> int:
+    from netcl.io import load_model
+
+    load_model(path, device="cpu")
+    print(f"ok: {path}: model file sound (checksums verified, model rebuilt)")
     return 0
 
 

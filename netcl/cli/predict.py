@@ -171,6 +171,8 @@ def _score(args, model, metadata, inputs, device) -> int:
     import netcl
 
     batch = _as_batch(inputs, metadata, args.input)
+    if len(batch) == 0:
+        raise _usage(f"{args.input!r} holds no examples (shape {inputs.shape})")
     if batch.dtype.kind == "f":
         batch = batch.astype(np.float32, copy=False)
     else:

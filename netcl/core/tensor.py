@@ -705,6 +705,14 @@ def _shape_arg(shape) -> tuple:
     return tuple(int(n) for n in shape)
 
 
+def _new_shape(shape) -> tuple:
+    """A shape for a new tensor: non-negative sizes only."""
+    shape = _shape_arg(shape)
+    if any(n < 0 for n in shape):
+        raise ValueError(f"a tensor's sizes must be 0 or more, got {shape}")
+    return shape
+
+
 def _axis(dim: int, ndim: int) -> int:
     n = builtins.max(ndim, 1)
     if not -n <= dim < n:
@@ -908,7 +916,7 @@ def _parse_index(index, shape: tuple):
 def _is_advanced(i) -> bool:
     if isinstance(i, Tensor):
         return i.ndim > 0 or i.dtype is D.bool_
-    if isinstance(i, (list, np.ndarray)):
+    if isinstance(i, (list, tuple, np.ndarray)):
         return True
     return isinstance(i, (bool, np.bool_))
 
@@ -916,8 +924,9 @@ def _is_advanced(i) -> bool:
 def _to_numpy_index(i):
     if isinstance(i, Tensor):
         return i.numpy()
-    if isinstance(i, list):
-        return np.asarray(i)
+    if isinstance(i, (list, tuple)):
+        arr = np.asarray(i)
+        return arr.astype(np.int64) if arr.size == 0 else arr
     if isinstance(i, (np.integer, np.bool_)):
         return i.item()
     return i
@@ -1006,13 +1015,13 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 
 
 def empty(*shape, dtype=D.float32, device=None, requires_grad=False) -> Tensor:
-    shape, dev, dt = _shape_arg(shape), get_device(device), D.dtype(dtype)
+    shape, dev, dt = _new_shape(shape), get_device(device), D.dtype(dtype)
     t = Tensor._wrap(dev.backend.empty(shape, dt.np), dev)
     return t.requires_grad_(True) if requires_grad else t
 
 
 def full(shape, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
-    shape = _shape_arg((shape,) if isinstance(shape, int) else (tuple(shape),))
+    shape = _new_shape((shape,) if isinstance(shape, int) else (tuple(shape),))
     dt = D.dtype(dtype) if dtype is not None else _default_dtype(fill_value)
     dev = get_device(device)
     t = Tensor._wrap(dev.backend.full(shape, fill_value, dt.np), dev)
@@ -1044,7 +1053,7 @@ def _random(draw, shape, dtype, device, generator, requires_grad) -> Tensor:
         raise TypeError(
             f"generator must be a netcl Generator, not {type(gen).__name__}"
         )
-    host = draw(gen, _shape_arg(shape)).astype(D.dtype(dtype).np)
+    host = draw(gen, _new_shape(shape)).astype(D.dtype(dtype).np)
     t = Tensor._wrap(dev.backend.from_numpy(host), dev)
     return t.requires_grad_(True) if requires_grad else t
 

@@ -60,7 +60,13 @@ def base_path(path: Any) -> str:
         raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
     for ext in (".json", *EXTENSIONS.values()):
         if path.endswith(ext) and len(path) > len(ext):
-            return path[: -len(ext)]
+            path = path[: -len(ext)]
+            break
+    if os.path.basename(path) in ("", ".", ".."):
+        raise ValueError(
+            f"checkpoint path {path!r} names a folder, not a checkpoint; "
+            "give a name such as 'checkpoints/step_100'"
+        )
     return path
 
 

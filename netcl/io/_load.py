@@ -236,6 +236,10 @@ class Loader:
     def _unflatten(self, node: Any, device: Any, lazy: bool) -> Any:
         try:
             return _tree.unflatten(node, lambda name: self.value(name, device, lazy))
+        except RecursionError:
+            raise CheckpointError(
+                f"{self.file.path}: damaged tree (nested too deeply to be real)"
+            ) from None
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             if isinstance(exc, CheckpointError):
                 raise
