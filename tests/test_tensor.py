@@ -322,3 +322,16 @@ def test_item_repr_and_conversions(device):
     assert "2.5" in repr(t)
     assert netcl.tensor([1, 2, 3], device=device).tolist() == [1, 2, 3]
     assert np.asarray(netcl.ones(2, device=device)).sum() == 2
+
+
+def test_new_tensors_refuse_negative_sizes(device):
+    for make in (netcl.zeros, netcl.ones, netcl.empty, netcl.randn):
+        with pytest.raises(ValueError, match="sizes must be 0 or more"):
+            make(2, -1, device=device)
+
+
+def test_empty_and_tuple_indices_follow_numpy(device):
+    ref = np.arange(24).reshape(2, 3, 4)
+    t = netcl.tensor(ref, device=device)
+    assert t[[]].shape == ref[np.array([], np.int64)].shape == (0, 3, 4)
+    np.testing.assert_array_equal(t[(1, 0),].numpy(), ref[(1, 0),])
