@@ -267,28 +267,26 @@ def accuracy(model, dataset, device, batch_size: int = 500) -> float:
 
 
 def _manager(args):
+    """The run's CheckpointManager. Epoch ends are saved explicitly (forced),
+    so its own cadence only decides the saves inside epochs."""
     from netcl.cli.main import UsageError
     from netcl.io.manager import CheckpointManager, DirectoryLockedError
 
     _check_writable(Path(args.ckpt_dir))
     try:
-        return _open_manager(args, CheckpointManager)
+        return CheckpointManager(
+            args.ckpt_dir,
+            keep_last=args.keep_last,
+            keep_best=args.keep_best or None,
+            metric="test_acc",
+            mode="max",
+            every_n_steps=args.every_n_steps,
+            every_n_epochs=None,
+            async_save=args.async_save,
+            format="npy",
+        )
     except DirectoryLockedError as exc:
         raise UsageError(str(exc)) from None
-
-
-def _open_manager(args, CheckpointManager):
-    return CheckpointManager(
-        args.ckpt_dir,
-        keep_last=args.keep_last,
-        keep_best=args.keep_best or None,
-        metric="test_acc",
-        mode="max",
-        every_n_steps=args.every_n_steps,
-        every_n_epochs=None if args.every_n_steps else 1,
-        async_save=args.async_save,
-        format="npy",
-    )
 
 
 def _resume(run: _Run, mgr) -> None:
