@@ -8,6 +8,8 @@ evaluation mode (dropout off, batch norm on its running statistics).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 __all__ = ["add_parser", "run"]
@@ -74,6 +76,8 @@ def _load(path: str, device):
     """The model on ``device`` in evaluation mode, and its metadata."""
     from netcl.io.model import ModelFileError, load_model, read_metadata
 
+    if os.path.isdir(path):
+        raise _usage(f"{path!r} is a folder; give a model file such as best.netcl")
     try:
         metadata = read_metadata(path)
         model = load_model(path, device=device)
@@ -104,12 +108,16 @@ def _dataset(args):
 
 
 def _read_inputs(path: str) -> np.ndarray:
+    if os.path.isdir(path):
+        raise _usage(f"input {path!r} is a folder; give a .npy file")
     try:
         array = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise _usage(f"input file {path!r} does not exist") from None
     except (OSError, ValueError) as exc:
-        raise _usage(f"cannot read {path!r} as a .npy array: {exc}") from None
+        # numpy says "pickled data" for any file that is not .npy or .npz.
+        why = "not a .npy file" if "pickle" in str(exc) else str(exc)
+        raise _usage(f"cannot read {path!r} as a .npy array: {why}") from None
     if not isinstance(array, np.ndarray):
         raise _usage(f"{path!r} holds several arrays; give one array in a .npy file")
     if array.dtype.kind not in "fiu" or array.ndim == 0:
