@@ -58,7 +58,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    from netcl.io.manager import format_listing, listing_json
+    from netcl.io.listing import format_listing, listing_json
 
     if not os.path.isdir(args.directory):
         raise FileNotFoundError(2, "no such checkpoint directory", args.directory)

@@ -18,12 +18,11 @@ import pytest
 import netcl
 from netcl.io import _atomic
 from netcl.io import manager as manager_mod
+from netcl.io.listing import format_listing, listing_json
 from netcl.io.manager import (
     CheckpointManager,
     CheckpointManagerWarning,
     DirectoryLockedError,
-    format_listing,
-    listing_json,
 )
 
 
