@@ -335,3 +335,76 @@ def test_empty_and_tuple_indices_follow_numpy(device):
     t = netcl.tensor(ref, device=device)
     assert t[[]].shape == ref[np.array([], np.int64)].shape == (0, 3, 4)
     np.testing.assert_array_equal(t[(1, 0),].numpy(), ref[(1, 0),])
+
+
+def test_single_elements_are_writable_views_with_gradients(device):
+    x = netcl.zeros(4, 4, device=device)
+    x[1, 2] = 9.0
+    x.T[0, 3] = 5.0
+    x[2][1] = 7.0
+    x[0, 0].fill_(1.0)
+    expect = np.zeros((4, 4), np.float32)
+    expect[1, 2], expect[3, 0], expect[2, 1], expect[0, 0] = 9, 5, 7, 1
+    np.testing.assert_array_equal(x.numpy(), expect)
+    y = netcl.tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+    y[1].backward()
+    np.testing.assert_array_equal(y.grad.numpy(), [0.0, 1.0, 0.0])
+
+
+def test_advanced_setitem_broadcasts_to_the_selection(device):
+    z = netcl.zeros(3, 4, device=device)
+    z[[0, 2]] = netcl.ones(2, 4, device=device)
+    z[netcl.tensor([False, True, False], device=device)] = netcl.arange(
+        4, device=device
+    ).float()
+    expect = np.zeros((3, 4), np.float32)
+    expect[[0, 2]] = 1
+    expect[1] = np.arange(4)
+    np.testing.assert_array_equal(z.numpy(), expect)
+
+
+def test_assigning_a_value_that_needs_grad_is_refused(device):
+    a = netcl.ones(3, device=device, requires_grad=True)
+    buf = netcl.zeros(5, device=device)
+    with pytest.raises(RuntimeError, match="lose its gradient"):
+        buf[1:4] = a * 2
+    buf[1:4] = (a * 2).detach()
+    np.testing.assert_array_equal(buf.numpy(), [0, 2, 2, 2, 0])
+
+
+def test_half_float_means_accumulate_in_float32(device):
+    x = netcl.ones(70000, dtype=netcl.float16, device=device) * 3
+    assert x.mean().item() == 3.0 and x.mean().dtype is netcl.float16
+    v = netcl.tensor([1000.0, 1001.0, 1002.0], dtype=netcl.float16, device=device)
+    assert v.var().item() == 1.0
+
+
+def test_reductions_over_no_elements(device):
+    assert np.isnan(netcl.zeros(0, device=device).mean().item())
+    assert np.isnan(netcl.tensor([1.0], device=device).var().item())
+    empty = netcl.zeros(0, dtype=netcl.bool_, device=device)
+    assert empty.all().item() is True and empty.any().item() is False
+
+
+def test_view_never_copies(device):
+    a = netcl.zeros(2, 3, device=device)
+    a.view(-1)[1:2] = 1  # a view shares memory
+    assert a.numpy()[0, 1] == 1
+    with pytest.raises(RuntimeError, match="non-contiguous"):
+        a.T.view(-1)
+    assert a.T.reshape(-1).shape == (6,)
+
+
+def test_logical_ops_need_bools_and_big_ints_are_refused(device):
+    b = netcl.tensor([True, False], device=device)
+    np.testing.assert_array_equal((b & ~b).numpy(), [False, False])
+    with pytest.raises(TypeError, match="bool tensors"):
+        netcl.tensor([6, 5], device=device) & netcl.tensor([3, 1], device=device)
+    with pytest.raises(OverflowError, match="int64"):
+        netcl.tensor(2**63, device=device)
+
+
+def test_pow_zero_has_zero_gradient(device):
+    w = netcl.tensor([0.0, -3.0], device=device, requires_grad=True)
+    (w**0).sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [0.0, 0.0])

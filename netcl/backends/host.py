@@ -127,17 +127,22 @@ class HostBackend:
         stop, step; step may be negative, and then stop may be None meaning
         "through index 0") or int per axis, ints dropping the
         axis. Missing trailing axes are taken whole."""
-        return x[index]
+        # The Ellipsis keeps an all-int index a 0-d view, not a copied scalar.
+        return x[tuple(index) + (Ellipsis,)]
 
     # ---- elementwise -------------------------------------------------------
 
     def unary(self, op: str, x: np.ndarray) -> np.ndarray:
         """``op`` of each element; ops: neg exp log sqrt abs tanh sin cos
         sign recip not sigmoid relu gelu (exact, with erf) log1p erf."""
+        with np.errstate(all="ignore"):  # inf and NaN are answers, not faults
+            return self._unary(op, x)
+
+    def _unary(self, op: str, x: np.ndarray) -> np.ndarray:
         if op == "not":
             return np.asarray(np.logical_not(x))
         if x.dtype in _SMALL_FLOATS:
-            return self.unary(op, x.astype(np.float32)).astype(x.dtype)
+            return self._unary(op, x.astype(np.float32)).astype(x.dtype)
         fn = _UNARY.get(op)
         if fn is not None:
             return np.asarray(fn(x))  # ufuncs turn 0-d arrays into scalars
@@ -159,11 +164,15 @@ class HostBackend:
         relu_grad(g, x) tanh_grad(g, y) sigmoid_grad(g, y) gelu_grad(g, x).
         ``a`` or ``b`` may be a Python number; the result has the array's
         dtype (bool for comparisons)."""
+        with np.errstate(all="ignore"):
+            return self._binary(op, a, b)
+
+    def _binary(self, op: str, a, b) -> np.ndarray:
         small = _small_dtype(a, b)
         if small is not None:
             a32 = a.astype(np.float32) if isinstance(a, np.ndarray) else a
             b32 = b.astype(np.float32) if isinstance(b, np.ndarray) else b
-            out = self.binary(op, a32, b32)
+            out = self._binary(op, a32, b32)
             if out.dtype == np.bool_:
                 return out
             with np.errstate(over="ignore"):  # overflow to inf is the answer

@@ -81,6 +81,8 @@ class BinaryScalar(Function):
         if op == "pow":
             if self.reverse:  # s ** x
                 return B.binary("mul", B.binary("mul", g, self.out), math.log(s))
+            if s == 0:  # x ** 0 is 1 everywhere, 0 ** 0 included
+                return B.binary("mul", g, 0.0)
             if s == 2:
                 return B.binary("mul", g, B.binary("mul", x, 2.0))
             return B.binary("mul", g, B.binary("mul", B.binary("pow", x, s - 1), s))

@@ -352,10 +352,10 @@ class Tensor:
         return _binary(self, o, "ge")
 
     def __and__(self, o):
-        return _binary(self.bool(), _as_tensor(o, self).bool(), "and")
+        return _logical(self, o, "and", "&")
 
     def __or__(self, o):
-        return _binary(self.bool(), _as_tensor(o, self).bool(), "or")
+        return _logical(self, o, "or", "|")
 
     def __invert__(self):
         if self.dtype is not D.bool_:
@@ -491,19 +491,34 @@ class Tensor:
         return F.Sum.apply(x, axes=_axes(dim, self.ndim), keepdim=keepdim)
 
     def mean(self, dim=None, keepdim: bool = False) -> Tensor:
-        x = self._floating()
+        """Mean over ``dim`` (all dims when None); NaN over no elements.
+        Float16 and bfloat16 are summed in float32."""
+        x, low = self._accumulating()
         axes = _axes(dim, self.ndim)
-        count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
-        return x.sum(dim, keepdim) * (1.0 / builtins.max(count, 1))
+        count = self._count(axes)
+        out = x.sum(axes, keepdim) * (1.0 / count if count else float("nan"))
+        return out if low is None else out.to(low)
 
     def var(self, dim=None, correction: int = 1, keepdim: bool = False) -> Tensor:
-        """Variance over ``dim`` with ``correction`` (1: unbiased, 0: biased)."""
-        x = self._floating()
+        """Variance over ``dim`` with ``correction`` (1: unbiased, 0: biased);
+        NaN when there are no more elements than ``correction``."""
+        x, low = self._accumulating()
         axes = _axes(dim, self.ndim)
-        count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
+        count = self._count(axes)
         centered = x - x.mean(axes, keepdim=True)
         sq = (centered * centered).sum(axes, keepdim)
-        return sq * (1.0 / builtins.max(count - correction, 1))
+        dof = count - correction
+        out = sq * (1.0 / dof if dof > 0 else float("nan"))
+        return out if low is None else out.to(low)
+
+    def _accumulating(self) -> tuple[Tensor, D.DType | None]:
+        """This tensor in a dtype fit for sums, and the dtype to go back to."""
+        if self.dtype in (D.float16, D.bfloat16):
+            return self.float(), self.dtype
+        return self._floating(), None
+
+    def _count(self, axes: tuple) -> int:
+        return int(np.prod([self.shape[a] for a in axes])) if axes else 1
 
     def std(self, dim=None, correction: int = 1, keepdim: bool = False) -> Tensor:
         return self.var(dim, correction, keepdim).sqrt()
@@ -540,12 +555,15 @@ class Tensor:
         return Tensor._wrap(out, self.device)
 
     def all(self, dim=None, keepdim: bool = False) -> Tensor:
+        """Whether every element is non-zero (True over no elements)."""
         with no_grad():
-            return self.bool().to(D.uint8).min(dim, keepdim).bool()
+            hits = self.bool().to(D.int64).sum(dim, keepdim)
+            return hits == self._count(_axes(dim, self.ndim))
 
     def any(self, dim=None, keepdim: bool = False) -> Tensor:
+        """Whether some element is non-zero (False over no elements)."""
         with no_grad():
-            return self.bool().to(D.uint8).max(dim, keepdim).bool()
+            return self.bool().to(D.int64).sum(dim, keepdim) > 0
 
     # ---- shape --------------------------------------------------------------
 
@@ -555,7 +573,16 @@ class Tensor:
             return self
         return F.Reshape.apply(self, shape=shape)
 
-    view = reshape
+    def view(self, *shape) -> Tensor:
+        """Like :meth:`reshape`, but always shares memory: a tensor whose
+        elements are not laid out in order (a transpose, a strided slice)
+        raises instead of being copied."""
+        if not _is_contiguous(self._data):
+            raise RuntimeError(
+                f"view() of a non-contiguous tensor (shape {self.shape}) would "
+                "copy; use reshape() or call contiguous() first"
+            )
+        return self.reshape(*shape)
 
     def permute(self, *dims) -> Tensor:
         dims = tuple(_axis(d, self.ndim) for d in _shape_arg(dims))
@@ -657,13 +684,26 @@ class Tensor:
             target = tuple(view.shape)
             B.assign(view, _value_raw(value, self, target))
             return
-        flat = _flat_positions(advanced, self.shape).reshape(-1)
-        values = _value_raw(value, self, (flat.size,))
-        B.put(
-            self._data,
-            B.from_numpy(flat),
-            B.contiguous(values) if not _is_num(values) else values,
+        flat = _flat_positions(advanced, self.shape)
+        values = _value_raw(value, self, flat.shape)
+        if not _is_num(values):
+            values = B.reshape(B.contiguous(values), (flat.size,))
+        B.put(self._data, B.from_numpy(flat.reshape(-1)), values)
+
+
+def _is_contiguous(raw) -> bool:
+    flags = getattr(raw, "flags", None)
+    return flags.c_contiguous if flags is not None else raw.is_contiguous()
+
+
+def _logical(a: Tensor, b, op: str, symbol: str) -> Tensor:
+    b = _as_tensor(b, a)
+    if a.dtype is not D.bool_ or b.dtype is not D.bool_:
+        raise TypeError(
+            f"{symbol} is defined for bool tensors (got {a.dtype.name} and "
+            f"{b.dtype.name}); netcl has no bitwise integer ops"
         )
+    return _binary(a, b, op)
 
 
 def _rebuild(cls, values: np.ndarray, device: str, requires_grad: bool) -> Tensor:
@@ -955,6 +995,12 @@ def _apply_basic(x: Tensor, basic: _Basic) -> Tensor:
 def _value_raw(value, target: Tensor, shape: tuple):
     if _is_num(value):
         return value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, Tensor) and value.requires_grad and is_grad_enabled():
+        raise RuntimeError(
+            "assigning a tensor that requires grad into another tensor would "
+            "lose its gradient; build the result with cat() or where() instead, "
+            "or assign value.detach()"
+        )
     v = _as_tensor(value, target)
     if v.device is not target.device:
         v = v.to(target.device)
@@ -973,6 +1019,8 @@ def _default_dtype(data) -> D.DType:
     arr = np.asarray(data)
     if arr.dtype == np.bool_:
         return D.bool_
+    if arr.dtype == np.uint64:  # Python ints past 2**63 - 1
+        raise OverflowError(f"{data!r} does not fit in int64, netcl's integer type")
     if arr.dtype.kind in "iu":
         return D.int64
     if arr.dtype.kind == "f":

@@ -524,7 +524,8 @@ def cross_entropy(
     flat_logits, flat_target, out_shape = _class_rows(logits, target, "cross_entropy")
     n_classes = flat_logits.shape[1]
     in_range = _check_indices(flat_target, n_classes, "target", ignore_index)
-    if in_range and not label_smoothing and not 0 <= ignore_index < n_classes:
+    hard = in_range and not label_smoothing and flat_logits.shape[0] > 0
+    if hard and not 0 <= ignore_index < n_classes:
         loss = _ops.HardCrossEntropy.apply(
             _at_least_float32(flat_logits), flat_target, reduction=reduction
         )

@@ -169,8 +169,19 @@ class Optimizer:
             for group in self.param_groups:
                 for p in group["params"]:
                     if p.grad is not None:
+                        self._check_state_device(p)
                         self._update(p, _grad_of(p), group)
         return loss
+
+    def _check_state_device(self, p: Tensor) -> None:
+        for key, value in self.state.get(p, {}).items():
+            if isinstance(value, Tensor) and value.device is not p.device:
+                raise RuntimeError(
+                    f"optimizer state {key!r} is on {value.device.name} but its "
+                    f"parameter is now on {p.device.name}; move the model before "
+                    "making the optimizer, or save its state_dict() and load it "
+                    "into a new optimizer"
+                )
 
     def _update(self, p: Tensor, grad: Tensor, group: dict[str, Any]) -> None:
         """Update one parameter in place from its gradient."""

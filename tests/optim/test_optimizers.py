@@ -260,3 +260,16 @@ def test_bad_params_raise():
     p = netcl.zeros(1, requires_grad=True)
     with pytest.raises(ValueError, match="appears twice"):
         SGD([p, p], lr=0.1)
+
+
+def test_state_left_on_another_device_is_named(cl_device):
+    from netcl import nn
+
+    model = nn.Linear(3, 1)
+    opt = netcl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(netcl.ones(2, 3)).sum().backward()
+    opt.step()
+    model.to(cl_device)
+    model(netcl.ones(2, 3, device=cl_device)).sum().backward()
+    with pytest.raises(RuntimeError, match="momentum_buffer' is on cpu"):
+        opt.step()
