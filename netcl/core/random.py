@@ -93,6 +93,10 @@ class Generator:
             "uinteger": w[5],
         }
 
+    # The module-level names, for code written against netcl.random.
+    get_rng_state = get_state
+    set_rng_state = set_state
+
     # Sampling helpers used across netcl, all in float64 before casting so a
     # dtype change never changes the stream consumed.
     def random(self, shape: tuple) -> np.ndarray:
