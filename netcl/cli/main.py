@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 __all__ = ["main", "UsageError"]
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        if argv is None and args.command != "train" and hasattr(signal, "SIGPIPE"):
+            # `netcl ckpt inspect X | head` ends quietly, like other tools.
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"netcl {args.command}: error: {exc}", file=sys.stderr)
