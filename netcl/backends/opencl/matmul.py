@@ -18,8 +18,13 @@ from netcl.backends.opencl.array import CLArray, collapse_dims
 
 __all__ = ["matmul"]
 
-_MR, _NR = 8, 16
-_GROUP = (4, 16)
+# Rows and columns of C per work-item, as in gemm.cl, and the work-group
+# shape in blocks (columns, rows), for gemm_f32, gemm_f32_r4 and gemm_nt_f32.
+_MR, _NR, _GROUP = 8, 16, (4, 16)
+_R4_MR, _R4_GROUP = 4, (2, 16)
+_NT_MR, _NT_NR, _NT_GROUP = 4, 2, (8, 4)
+# Products with fewer multiply-adds than this run gemm_f32_r4.
+_SMALL_MACS = 2**27
 _MIN_GROUPS = 8
 _INT_MAX = 2**31 - 1
 
@@ -67,7 +72,9 @@ def matmul(backend, a: CLArray, b: CLArray) -> CLArray:
         if not _unit(b, -1):
             b = backend.contiguous(b)
             _, (bsa, bsb) = _batch_layout(a, b)
-        _gemm_f32(backend, "gemm_f32", a, b, out, batch, bsa, bsb)
+        small = batch * m * n * k < _SMALL_MACS
+        name = "gemm_f32_r4" if small else "gemm_f32"
+        _gemm_f32(backend, name, a, b, out, batch, bsa, bsb)
         return out
     _gemm_simple(backend, a, b, out, batch, bsa, bsb, m, n, k)
     return out
@@ -88,8 +95,8 @@ def _unit(x: CLArray, axis: int) -> bool:
 
 
 def _gemm_f32(backend, name, a, b, out, batch, bsa, bsb):
-    """Launch ``gemm_f32`` (B with unit column stride) or ``gemm_nt_f32``
-    (A and B both with unit stride along K)."""
+    """Launch ``gemm_f32`` or ``gemm_f32_r4`` (B with unit column stride) or
+    ``gemm_nt_f32`` (A and B both with unit stride along K)."""
 
     def generate():
         source = resources.files(__package__).joinpath("gemm.cl").read_text()
@@ -98,31 +105,33 @@ def _gemm_f32(backend, name, a, b, out, batch, bsa, bsb):
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     i32 = np.int32
     args = [out.base, out.offset, m * n]
-    if name == "gemm_f32":
+    if name != "gemm_nt_f32":
         arg_types = [None, i32, i32, None] + [i32] * 4 + [None] + [i32] * 6
         ldb = b.strides[-2] if k > 1 else n
         args += [a.base, a.offset, a.strides[-2], a.strides[-1], bsa]
         args += [b.base, b.offset, ldb, bsb, m, n, k]
-        grid, local = _work_groups(-(-n // _NR), -(-m // _MR), batch)
+        mr, group = (_R4_MR, _R4_GROUP) if name == "gemm_f32_r4" else (_MR, _GROUP)
+        grid, local = _work_groups(-(-n // _NR), -(-m // mr), batch, group)
     else:
         arg_types = [None, i32, i32, None] + [i32] * 3 + [None] + [i32] * 6
         lda = a.strides[-2] if m > 1 else k
         ldb = b.strides[-1] if n > 1 else k
         args += [a.base, a.offset, lda, bsa, b.base, b.offset, ldb, bsb, m, n, k]
-        grid, local = _work_groups(-(-n // 4), -(-m // 4), batch)
+        grid, local = _work_groups(-(-n // _NT_NR), -(-m // _NT_MR), batch, _NT_GROUP)
     kernel = backend.kernels.get((name,), generate, arg_types)
     kernel(backend.queue, grid, local, *args)
 
 
-def _work_groups(cols: int, rows: int, batch: int):
+def _work_groups(cols: int, rows: int, batch: int, group: tuple[int, int]):
     """Grid and work-group shape for ``cols`` x ``rows`` blocks of C.
 
     PoCL runs one work-group on one core, work-item by work-item, so a group
-    of 4 column blocks by 16 row blocks (a 128 x 64 piece of C) reuses the
-    same B columns and A rows from cache. Smaller problems get smaller
-    groups so that there are enough of them to keep every core busy.
+    of ``group`` (column blocks, row blocks) reuses the same B columns and A
+    rows from cache: 4 x 16 blocks of 8 x 16 is a 128 x 64 piece of C. Smaller
+    problems get smaller groups so that there are enough of them to keep
+    every core busy.
     """
-    lc, lr = min(_GROUP[0], cols), min(_GROUP[1], rows)
+    lc, lr = min(group[0], cols), min(group[1], rows)
     while lr > 1 and -(-cols // lc) * -(-rows // lr) * batch < _MIN_GROUPS:
         lr //= 2
     grid = (-(-cols // lc) * lc, -(-rows // lr) * lr, batch)
