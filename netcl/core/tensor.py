@@ -10,7 +10,9 @@ require a gradient are recorded for :meth:`Tensor.backward`.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import numbers
+import threading
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -747,11 +749,37 @@ def _shape_arg(shape) -> tuple:
 
 
 def _new_shape(shape) -> tuple:
-    """A shape for a new tensor: non-negative sizes only."""
+    """A shape for a new tensor: non-negative sizes only, and within the
+    limit :func:`limit_new_tensors` may have set."""
     shape = _shape_arg(shape)
     if any(n < 0 for n in shape):
         raise ValueError(f"a tensor's sizes must be 0 or more, got {shape}")
+    cap = _limit.elements
+    if cap is not None and int(np.prod(shape, dtype=np.float64)) > cap:
+        raise MemoryError(
+            f"a new tensor of shape {shape} is larger than the {cap:,} elements "
+            "allowed here"
+        )
     return shape
+
+
+class _Limit(threading.local):
+    elements: int | None = None
+
+
+_limit = _Limit()
+
+
+@contextlib.contextmanager
+def limit_new_tensors(max_elements: int):
+    """Refuse, with MemoryError, any new tensor of more than ``max_elements``
+    elements made in this thread inside the block. Rebuilding a model from a
+    file uses it so that a crafted size fails before it allocates."""
+    prev, _limit.elements = _limit.elements, int(max_elements)
+    try:
+        yield
+    finally:
+        _limit.elements = prev
 
 
 def _axis(dim: int, ndim: int) -> int:

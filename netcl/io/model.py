@@ -154,6 +154,7 @@ from typing import Any
 
 import numpy as np
 
+from netcl.core.tensor import limit_new_tensors
 from netcl.io import _atomic, _format, _tensors, _tree
 from netcl.io._format import CheckpointError
 from netcl.io._zip import ZipWriter, byte_view, crc32
@@ -506,8 +507,12 @@ def load_model(path: StrPath, device: Any = "auto"):
     target = manager.default(device)
     with _ModelFile(path) as mf:
         rng_state = random.get_rng_state()
+        # No constructor may make a tensor larger than the largest one the
+        # file holds: a crafted size fails before it allocates.
+        biggest = max(map(_numel, mf.record["tensors"]), default=0)
         try:
-            model = _Builder(mf).build(mf.record["architecture"])
+            with limit_new_tensors(biggest):
+                model = _Builder(mf).build(mf.record["architecture"])
         finally:
             random.set_rng_state(rng_state)
         _load_tensors(mf, model)

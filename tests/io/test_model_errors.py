@@ -326,3 +326,24 @@ def test_metadata_that_is_not_plain_data_fails(tmp_path, metadata, words):
 def test_save_model_wants_a_module(tmp_path):
     with pytest.raises(TypeError, match="expects a netcl.nn.Module"):
         save_model({"weight": netcl.zeros(2)}, tmp_path / "m.netcl")
+
+
+@netcl.nn.register("SizeLiar")
+class _SizeLiar(netcl.nn.Module):
+    """Makes ``n`` numbers but can tell the file another ``n``."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.w = netcl.nn.Parameter(netcl.zeros(n))
+        self.claimed = n
+
+    def config(self) -> dict:
+        return {"n": self.claimed}
+
+
+def test_a_file_asking_for_a_huge_layer_fails_before_allocating(tmp_path):
+    liar = _SizeLiar(4)
+    liar.claimed = 10**7  # what a crafted file could say: 40 MB, not 16 bytes
+    save_model(nn.Sequential(liar), tmp_path / "m.netcl")
+    with pytest.raises(ModelFileError, match=r"module '0'.*larger than the 4 "):
+        load_model(tmp_path / "m.netcl", device="cpu")
