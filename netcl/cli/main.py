@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 
-__all__ = ["main", "UsageError"]
+__all__ = [
+    "DATASETS",
+    "UsageError",
+    "check_data_folder",
+    "choose",
+    "device_arg",
+    "load_dataset",
+    "main",
+]
+
+DATASETS = ("digits", "mnist")
 
 # Each subcommand lives in its own module with an ``add_parser(subparsers)``
 # that registers it and sets ``func(args) -> exit code``.
@@ -23,6 +34,53 @@ class _Parser(argparse.ArgumentParser):
     # that names the problem (and the choices) is easier to read in a log.
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def choose(value: str, choices: tuple, what: str) -> str:
+    """``value`` if it is one of ``choices``, else a UsageError listing them."""
+    if value not in choices:
+        raise UsageError(f"unknown {what} {value!r} (choose from {', '.join(choices)})")
+    return value
+
+
+def device_arg(spec: str):
+    """The device a ``--device`` argument names, or a one-line UsageError."""
+    from netcl.core.device import DeviceNotFoundError, manager
+
+    try:
+        return manager.default(spec)
+    except DeviceNotFoundError:
+        names = ", ".join(d.name for d in manager.devices())
+        raise UsageError(
+            f"no device {spec!r} (devices found: {names}; choices: auto, cpu, "
+            "cl, cl:N; see `netcl devices`)"
+        ) from None
+
+
+def check_data_folder(dataset: str, data: str | None) -> None:
+    """MNIST needs ``--data`` naming an existing folder."""
+    if dataset != "mnist":
+        return
+    if not data:
+        raise UsageError("--dataset mnist needs --data DIR with the MNIST IDX files")
+    if not os.path.isdir(data):
+        what = "is not a folder" if os.path.exists(data) else "does not exist"
+        raise UsageError(f"data folder {data!r} {what}")
+
+
+def load_dataset(name: str, split: str, data: str | None):
+    """One split of a dataset named on the command line."""
+    from netcl.data import datasets
+
+    choose(name, DATASETS, "dataset")
+    choose(split, ("train", "test"), "split")
+    if name == "digits":
+        return datasets.digits(split)
+    check_data_folder(name, data)
+    try:
+        return datasets.mnist(data, split)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(" ".join(str(exc).split())) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

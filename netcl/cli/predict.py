@@ -12,10 +12,9 @@ import os
 
 import numpy as np
 
-__all__ = ["add_parser", "run"]
+from netcl.cli.main import DATASETS, device_arg, load_dataset
 
-DATASETS = ("digits", "mnist")
-SPLITS = ("train", "test")
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> None:
@@ -38,11 +37,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    device = _device(args.device)
+    device = device_arg(args.device)
     if args.batch_size < 1:
         raise _usage("--batch-size must be at least 1")
     if args.dataset is not None:
-        dataset = _dataset(args)  # checked before the model is read
+        # Checked before the model is read.
+        dataset = load_dataset(args.dataset, args.split, args.data)
         model, metadata = _load(args.model, device)
         return _evaluate(args, model, metadata, dataset, device)
     inputs = _read_inputs(args.input)
@@ -59,19 +59,6 @@ def _usage(message: str):
     return UsageError(message)
 
 
-def _device(spec: str):
-    from netcl.core.device import DeviceNotFoundError, manager
-
-    try:
-        return manager.default(spec)
-    except DeviceNotFoundError:
-        names = ", ".join(d.name for d in manager.devices())
-        raise _usage(
-            f"no device {spec!r} (devices found: {names}; choices: auto, cpu, cl, "
-            "cl:N; see `netcl devices`)"
-        ) from None
-
-
 def _load(path: str, device):
     """The model on ``device`` in evaluation mode, and its metadata."""
     from netcl.io.model import ModelFileError, load_model, read_metadata
@@ -86,25 +73,6 @@ def _load(path: str, device):
     except (ModelFileError, OSError) as exc:
         raise _usage(" ".join(str(exc).split())) from None
     return model.eval(), metadata
-
-
-def _dataset(args):
-    from netcl.data import datasets
-
-    if args.dataset not in DATASETS:
-        raise _usage(
-            f"unknown dataset {args.dataset!r} (choose from {', '.join(DATASETS)})"
-        )
-    if args.split not in SPLITS:
-        raise _usage(f"unknown split {args.split!r} (choose from {', '.join(SPLITS)})")
-    if args.dataset == "digits":
-        return datasets.digits(args.split)
-    if not args.data:
-        raise _usage("--dataset mnist needs --data DIR with the MNIST IDX files")
-    try:
-        return datasets.mnist(args.data, args.split)
-    except (FileNotFoundError, ValueError) as exc:
-        raise _usage(" ".join(str(exc).split())) from None
 
 
 def _read_inputs(path: str) -> np.ndarray:

@@ -19,11 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
+from netcl.cli.main import (
+    DATASETS,
+    check_data_folder,
+    choose,
+    device_arg,
+    load_dataset,
+)
+
 __all__ = ["add_parser", "build_model", "run"]
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("digits", "mnist")
 MODELS = ("mlp", "cnn")
 
 
@@ -58,16 +65,9 @@ def add_parser(subparsers) -> None:
 def _check_args(args):
     """Validate everything up front; returns the device. Raises UsageError."""
     from netcl.cli.main import UsageError
-    from netcl.core.device import DeviceNotFoundError, manager
 
-    if args.dataset not in DATASETS:
-        raise UsageError(
-            f"unknown dataset {args.dataset!r} (choose from {', '.join(DATASETS)})"
-        )
-    if args.model not in MODELS:
-        raise UsageError(
-            f"unknown model {args.model!r} (choose from {', '.join(MODELS)})"
-        )
+    choose(args.dataset, DATASETS, "dataset")
+    choose(args.model, MODELS, "model")
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
@@ -81,22 +81,8 @@ def _check_args(args):
         raise UsageError(f"--lr must be a positive finite number, got {args.lr}")
     if args.seed < 0:
         raise UsageError(f"--seed must be 0 or more, got {args.seed}")
-    if args.dataset == "mnist":
-        if not args.data:
-            raise UsageError(
-                "--dataset mnist needs --data DIR with the MNIST IDX files"
-            )
-        if not Path(args.data).is_dir():
-            what = "is not a folder" if Path(args.data).exists() else "does not exist"
-            raise UsageError(f"data folder {args.data!r} {what}")
-    try:
-        return manager.default(args.device)
-    except DeviceNotFoundError:
-        names = ", ".join(d.name for d in manager.devices())
-        raise UsageError(
-            f"no device {args.device!r} (devices found: {names}; choices: auto, "
-            "cpu, cl, cl:N; see `netcl devices`)"
-        ) from None
+    check_data_folder(args.dataset, args.data)
+    return device_arg(args.device)
 
 
 def _check_writable(folder: Path) -> None:
@@ -145,16 +131,10 @@ def build_model(name: str, in_shape: tuple, classes: int = 10):
 
 
 def _datasets(args):
-    from netcl.data import datasets
-
-    if args.dataset == "digits":
-        return datasets.digits("train"), datasets.digits("test")
-    try:
-        return datasets.mnist(args.data, "train"), datasets.mnist(args.data, "test")
-    except FileNotFoundError as exc:
-        from netcl.cli.main import UsageError
-
-        raise UsageError(str(exc)) from None
+    return (
+        load_dataset(args.dataset, "train", args.data),
+        load_dataset(args.dataset, "test", args.data),
+    )
 
 
 # ---- the run -----------------------------------------------------------------

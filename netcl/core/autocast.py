@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["autocast_dtype", "set_autocast_dtype"]
+__all__ = ["autocast_dtype", "compute_dtype", "set_autocast_dtype"]
 
 
 class _State(threading.local):
@@ -30,3 +30,11 @@ def set_autocast_dtype(dtype) -> object:
     prev = _state.dtype
     _state.dtype = dtype
     return prev
+
+
+def compute_dtype(dtype):
+    """The DType a matrix product of ``dtype`` operands runs in: the
+    autocast dtype for floating operands while autocast is on, else
+    ``dtype`` itself."""
+    low = _state.dtype
+    return low if low is not None and dtype.is_floating else dtype

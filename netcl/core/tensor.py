@@ -20,7 +20,7 @@ import numpy as np
 from netcl.core import dtypes as D
 from netcl.core import functions as F
 from netcl.core import indexing
-from netcl.core.autocast import autocast_dtype
+from netcl.core.autocast import compute_dtype
 from netcl.core.autograd import backward as _backward
 from netcl.core.autograd import is_grad_enabled, no_grad
 from netcl.core.device import Device, get_device
@@ -903,10 +903,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     b = _as_tensor(b, a)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul needs tensors of at least 1 dim; use * for scalars")
-    dt = D.promote(a.dtype, b.dtype)
-    low = autocast_dtype()
-    if low is not None and dt.is_floating:
-        dt = low
+    dt = compute_dtype(D.promote(a.dtype, b.dtype))
     a, b = a.to(dt), b.to(dt)
     va, vb = a.ndim == 1, b.ndim == 1
     if va:

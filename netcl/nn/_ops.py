@@ -100,13 +100,7 @@ class HardCrossEntropy(Function):
         d = B.unary("exp", self.logp)
         picked = B.take(B.reshape(d, (n * c,)), self.flat, 0)
         B.put(d, self.flat, B.binary("sub", picked, 1.0))
-        if self.reduction == "none":
-            scale = B.expand(B.reshape(B.contiguous(g), (n, 1)), (n, c))
-        else:
-            if self.reduction == "mean":
-                g = B.binary("mul", g, 1.0 / n)
-            scale = B.expand(B.reshape(B.contiguous(g), (1, 1)), (n, c))
-        return B.binary("mul", d, scale), None
+        return _times_grad(B, d, g, self.reduction, n), None
 
 
 _ROW_STARTS: dict = {}
@@ -166,11 +160,19 @@ class CrossEntropy(Function):
         # Each valid row's q sums to 1, so d(loss)/d(x) = softmax * valid - q.
         valid = B.expand(B.reshape(self.valid, (n, 1)), (n, c))
         d = B.binary("sub", B.binary("mul", B.unary("exp", self.logp), valid), self.q)
+        count = getattr(self, "count", None)
+        return _times_grad(B, d, g, self.reduction, count), None
 
-        if self.reduction == "none":
-            scale = B.reshape(B.contiguous(g), (n, 1))
-        else:
-            if self.reduction == "mean":
-                g = B.binary("div", g, self.count)
-            scale = B.reshape(B.contiguous(g), (1, 1))
-        return B.binary("mul", d, B.expand(scale, (n, c))), None
+
+def _times_grad(B, d, g, reduction: str, count):
+    """The (N, C) row gradients ``d`` times the loss's incoming gradient ``g``:
+    one value per row for ``"none"``, else one number, divided by ``count``
+    (a number or a 0-d array) for ``"mean"``."""
+    n, c = d.shape
+    if reduction == "none":
+        scale = B.reshape(B.contiguous(g), (n, 1))
+    else:
+        if reduction == "mean":
+            g = B.binary("div", g, count)
+        scale = B.reshape(B.contiguous(g), (1, 1))
+    return B.binary("mul", d, B.expand(scale, (n, c)))

@@ -14,7 +14,7 @@ import numpy as np
 
 from netcl.core import dtypes as D
 from netcl.core import functions as CF
-from netcl.core.autocast import autocast_dtype
+from netcl.core.autocast import compute_dtype
 from netcl.core.autograd import no_grad
 from netcl.core.random import Generator, default_generator
 from netcl.core.tensor import Tensor, arange, matmul, tensor
@@ -101,10 +101,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         )
     # One fused 2-D node for any number of leading dims.
     lead = x.shape[:-1]
-    dt = D.promote(x.dtype, weight.dtype)
-    low = autocast_dtype()
-    if low is not None and dt.is_floating:
-        dt = low
+    dt = compute_dtype(D.promote(x.dtype, weight.dtype))
     args = [x.reshape(-1, in_features).to(dt), weight.to(dt)]
     if bias is not None:
         args.append(bias.to(dt))
@@ -154,9 +151,7 @@ def conv2d(
     oh, ow = _out_hw(x.shape, (kh, kw), stride, padding, "conv2d")
 
     # Patch extraction in the dtype the product will use.
-    low = autocast_dtype()
-    if low is not None and x.dtype.is_floating:
-        x = x.to(low)
+    x = x.to(compute_dtype(x.dtype))
     cols = _ops.Im2col.apply(x, kh=kh, kw=kw, stride=stride, padding=padding)
 
     # (O, C*kh*kw) @ (C*kh*kw, N*OH*OW), then back to (N, O, OH, OW).
