@@ -174,6 +174,7 @@ class _Run:
         )
         self.scaler = amp.GradScaler(enabled=args.amp)
         self.epoch, self.step = 0, 0
+        self.last_acc = None  # test accuracy of the current weights, once known
         self.in_shape = in_shape
 
     def state(self, metrics=None) -> dict:
@@ -223,6 +224,7 @@ class _Run:
         self.scaler.update()
         self.sched.step()
         self.step += 1
+        self.last_acc = None
         return loss.item()
 
     def evaluate(self) -> float:
@@ -368,7 +370,7 @@ def _train(run: _Run, mgr, stop: _StopFlag) -> None:
 
 
 def _end_epoch(run: _Run, mgr, losses: list, seconds: float) -> None:
-    acc = run.evaluate()
+    acc = run.last_acc = run.evaluate()
     loss = float(np.mean(losses)) if losses else float("nan")
     metrics = {"test_acc": acc, "train_loss": loss}
     # Always saved: the epoch counter moved even when the step cadence has
@@ -404,7 +406,7 @@ def _write_models(run: _Run, mgr) -> None:
         "classes": list(range(10)),
     }
     run.model.eval()  # a model file is for inference
-    final_acc = run.evaluate()
+    final_acc = run.last_acc if run.last_acc is not None else run.evaluate()
     final = folder / "final.netcl"
     save_model(run.model, final, metadata={**meta, "test_acc": final_acc})
     print(f"model: {final} (test acc {100 * final_acc:.2f}%)")
